@@ -1,0 +1,217 @@
+"""`batchify()`: the context manager that sends SDK calls made inside it through Batch APIs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import warnings
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from batchling import patching
+from batchling.errors import NotBatchableError, NotBatchedWarning
+from batchling.plugins import get_providers
+from batchling.provider import BatchRequest, NotBatchable, PatchTarget, Provider
+from batchling.report import RunReport
+from batchling.scheduler import Scheduler, SchedulerSettings
+
+log = logging.getLogger("batchling")
+
+DEFAULT_BATCH_SIZE = 50_000
+DEFAULT_BATCH_WINDOW_SECONDS = 2.0
+DEFAULT_POLL_INTERVAL_SECONDS = 10.0
+DEFAULT_COMPLETION_WINDOW = "24h"
+
+_COMPLETION_WINDOW = re.compile(r"^[1-9][0-9]*[hd]$")
+
+
+def batchify(
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_window_seconds: float = DEFAULT_BATCH_WINDOW_SECONDS,
+    poll_interval_seconds: float = DEFAULT_POLL_INTERVAL_SECONDS,
+    completion_window: str = DEFAULT_COMPLETION_WINDOW,
+    dry_run: bool = False,
+    cache: bool | str | os.PathLike[str] = True,
+    strict: bool = False,
+    progress: bool | None = None,
+) -> Batchify:
+    """Send the provider SDK calls made inside the block through the providers' Batch APIs.
+
+    Use it around code that already makes concurrent calls with an official SDK client::
+
+        async with batchify():
+            replies = await asyncio.gather(*(client.chat.completions.create(...) for ...))
+
+    Every supported call made inside the block (including in tasks it starts, and coroutines
+    created before it but first awaited inside it) is queued instead of sent. Queues are
+    per provider, client identity (API key, base URL, organization, project, headers), endpoint
+    and model. Each queue becomes one batch job; when the job ends, every caller gets exactly
+    what the real-time call would have returned, or raises the SDK's own exception for its line.
+    Leaving the block waits for every call made inside it. Calls that cannot be batched (e.g.
+    `stream=True`) are sent in real time with one `NotBatchedWarning` per kind.
+
+    Args:
+        batch_size: Most requests one batch job may carry; a queue reaching it is flushed at
+            once. Providers' own limits (e.g. 50,000 requests or 200 MB for OpenAI) also apply.
+        batch_window_seconds: How long a queue waits after its first request before it is
+            flushed, so that concurrent calls land in the same job.
+        poll_interval_seconds: Delay before the first status poll of a job; later polls back
+            off (x1.5 each) up to two minutes apart.
+        completion_window: The job's completion window as the provider names it (OpenAI
+            accepts only `"24h"`).
+        dry_run: Not available yet; `True` raises `NotImplementedError`.
+        cache: The on-disk journal that prevents paying twice is not available yet; any value
+            is accepted and nothing is written.
+        strict: Raise `batchling.NotBatchableError` for a call that cannot be batched instead of
+            sending it in real time.
+        progress: Not available yet; `None` and `False` show nothing but log lines (logger
+            `"batchling"`), `True` raises `NotImplementedError`.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if batch_window_seconds < 0:
+        raise ValueError(f"batch_window_seconds must be >= 0, got {batch_window_seconds!r}")
+    if poll_interval_seconds <= 0:
+        raise ValueError(f"poll_interval_seconds must be > 0, got {poll_interval_seconds!r}")
+    if not isinstance(completion_window, str) or not _COMPLETION_WINDOW.match(completion_window):
+        raise ValueError(
+            f"completion_window must look like '24h' or '7d', got {completion_window!r}"
+        )
+    if dry_run:
+        raise NotImplementedError("batchify(dry_run=True) is not available yet.")
+    if progress:
+        raise NotImplementedError(
+            "batchify(progress=True) is not available yet; state changes are logged to the "
+            "'batchling' logger."
+        )
+    settings = SchedulerSettings(
+        batch_size=batch_size,
+        batch_window_seconds=float(batch_window_seconds),
+        poll_interval_seconds=float(poll_interval_seconds),
+        completion_window=completion_window,
+    )
+    return Batchify(settings, strict=strict)
+
+
+class Batchify:
+    """The context manager `batchify()` returns; `report` counts what the block did."""
+
+    def __init__(self, settings: SchedulerSettings, *, strict: bool) -> None:
+        self._settings = settings
+        self._strict = strict
+        self.report = RunReport()
+        self._scheduler: Scheduler | None = None
+        self._token: Any = None
+        self._warned: set[str] = set()
+
+    async def __aenter__(self) -> Batchify:
+        if self._scheduler is not None:
+            raise RuntimeError(
+                "This batchify() context is already active; call batchify() again for another "
+                "block."
+            )
+        providers = get_providers()
+        patching.install(providers.values())
+        self.report = RunReport()
+        self._warned = set()
+        self._scheduler = Scheduler(self._settings, self.report)
+        self._token = patching.activate(self)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        scheduler = self._scheduler
+        assert scheduler is not None, "__aexit__ without __aenter__"
+        patching.deactivate(self._token)
+        try:
+            if exc_type is None:
+                await scheduler.drain()
+            else:
+                left = await scheduler.abandon()
+                if left:
+                    log.warning(
+                        "batchify() block ended with %s; batch jobs left running at the "
+                        "provider: %s",
+                        exc_type.__name__,
+                        ", ".join(f"{batch.provider}:{batch.batch_id}" for batch in left),
+                    )
+        finally:
+            self._scheduler = None
+
+    def __enter__(self) -> Batchify:
+        raise TypeError(
+            "batchify() batches async SDK clients and must be used with `async with "
+            "batchify():`. Sync clients (`with batchify():`) are not supported yet."
+        )
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Never reached: `__enter__` refuses."""
+
+    def route(
+        self,
+        provider: Provider,
+        target: PatchTarget,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """Called by the wrappers for every intercepted call made inside this block."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            # A task started inside the block that outlived it: the block is over, so the call
+            # is an ordinary real-time call, as outside any block.
+            return wrapped(*args, **kwargs)
+        return self._batched_call(scheduler, provider, target, wrapped, instance, args, kwargs)
+
+    async def _batched_call(
+        self,
+        scheduler: Scheduler,
+        provider: Provider,
+        target: PatchTarget,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        request = await provider.to_request(target, instance, args, kwargs)
+        if request is None:
+            return await wrapped(*args, **kwargs)
+        if isinstance(request, NotBatchable):
+            self._pass_through(provider, request)
+            return await wrapped(*args, **kwargs)
+        return await self._await_result(scheduler, provider, request)
+
+    async def _await_result(
+        self, scheduler: Scheduler, provider: Provider, request: BatchRequest
+    ) -> Any:
+        future = scheduler.enqueue(provider, request)
+        try:
+            result = await future
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        return await provider.to_response(request, result)
+
+    def _pass_through(self, provider: Provider, why: NotBatchable) -> None:
+        if self._strict:
+            raise NotBatchableError(why.kind, why.reason)
+        self.report.passed_through[why.kind] += 1
+        if why.kind not in self._warned:
+            self._warned.add(why.kind)
+            warnings.warn(
+                NotBatchedWarning(
+                    f"{why.reason} Sent in real time at full price ({provider.name}). Further "
+                    f"calls of this kind in this batchify() block are counted, not reported "
+                    f"again; pass strict=True to refuse them instead."
+                ),
+                stacklevel=4,
+            )

@@ -1,0 +1,61 @@
+"""Every error and warning batchling raises; all errors derive from `BatchlingError`."""
+
+from __future__ import annotations
+
+
+class BatchlingError(Exception):
+    """Base class of every error batchling raises itself."""
+
+
+class NotBatchableError(BatchlingError):
+    """A call inside `batchify(strict=True)` cannot go through a Batch API."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        self.kind = kind
+        self.reason = reason
+        super().__init__(
+            f"{reason} This call cannot be sent through a Batch API, and batchify(strict=True) "
+            "refuses to send it in real time at full price. Move it outside the `batchify()` "
+            "block, or drop `strict=True` to let batchling pass it through (it is then reported)."
+        )
+
+
+class BatchJobError(BatchlingError):
+    """A request could not be completed because of what happened to its batch job."""
+
+    def __init__(self, message: str, *, provider: str, batch_id: str | None) -> None:
+        self.provider = provider
+        self.batch_id = batch_id
+        super().__init__(message)
+
+
+class BatchFailedError(BatchJobError):
+    """The provider rejected or failed the whole batch job."""
+
+
+class BatchExpiredError(BatchJobError):
+    """The batch job hit its completion window before this request was processed."""
+
+
+class BatchCancelledError(BatchJobError):
+    """The batch job was cancelled before this request was processed."""
+
+
+class MissingResultError(BatchJobError):
+    """The batch job finished but returned no result for this request."""
+
+
+class BatchSubmissionAbandonedError(BatchlingError):
+    """The `batchify()` block ended (by an error) before this request was submitted."""
+
+
+class PluginError(BatchlingError):
+    """A third-party batchling plugin could not be loaded or registered."""
+
+
+class BatchlingWarning(UserWarning):
+    """Base class of the warnings batchling emits."""
+
+
+class NotBatchedWarning(BatchlingWarning):
+    """A call inside `batchify()` was sent in real time, at full price."""

@@ -1,0 +1,133 @@
+"""Install and uninstall the wrapt wrappers on every provider target, and the ContextVar gate.
+
+Wrappers are installed once per process, on the first `batchify()`, and stay installed: outside a
+`batchify()` block a wrapped method costs one `ContextVar.get()` and then calls the original.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import importlib
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import wrapt
+
+from batchling.provider import PatchTarget, Provider
+
+log = logging.getLogger(__name__)
+
+
+class CallRouter(Protocol):
+    """Receives every intercepted call made while it is the active router."""
+
+    def route(
+        self,
+        provider: Provider,
+        target: PatchTarget,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """Handle one call; return what the wrapped method would return (e.g. a coroutine)."""
+        ...
+
+
+_active_router: contextvars.ContextVar[CallRouter | None] = contextvars.ContextVar(
+    "batchling_active_router", default=None
+)
+
+
+def active_router() -> CallRouter | None:
+    """The router of the innermost `batchify()` around the current code, if any."""
+    return _active_router.get()
+
+
+def activate(router: CallRouter | None) -> contextvars.Token[CallRouter | None]:
+    """Make `router` receive intercepted calls in the current context."""
+    return _active_router.set(router)
+
+
+def deactivate(token: contextvars.Token[CallRouter | None]) -> None:
+    """Undo the matching `activate`."""
+    _active_router.reset(token)
+
+
+@contextlib.contextmanager
+def suspended() -> Iterator[None]:
+    """Let calls through unbatched, e.g. batchling's own calls to the Batch API."""
+    token = _active_router.set(None)
+    try:
+        yield
+    finally:
+        _active_router.reset(token)
+
+
+@dataclass(frozen=True, slots=True)
+class _Patch:
+    parent: Any
+    attribute: str
+    original: Any
+    owned: bool
+    """Whether `parent` defined the attribute itself (restore it) or inherited it (delete ours)."""
+
+
+_lock = threading.RLock()
+_patches: dict[PatchTarget, _Patch] = {}
+# Which provider handles each target; replacing a provider does not need a re-wrap.
+_handlers: dict[PatchTarget, Provider] = {}
+
+
+def _make_wrapper(target: PatchTarget) -> Callable[..., Any]:
+    def batchling_wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        router = _active_router.get()
+        if router is None:
+            return wrapped(*args, **kwargs)
+        return router.route(_handlers[target], target, wrapped, instance, args, kwargs)
+
+    return batchling_wrapper
+
+
+def install(providers: Iterable[Provider]) -> None:
+    """Wrap every target of `providers`; targets already wrapped are left as they are."""
+    with _lock:
+        for provider in providers:
+            for target in provider.targets:
+                _handlers[target] = provider
+                if target in _patches:
+                    continue
+                try:
+                    module = importlib.import_module(target.module)
+                    parent, attribute, original = wrapt.resolve_path(module, target.qualname)
+                except (ImportError, AttributeError):
+                    # Another SDK version may not have this method: nothing to intercept there.
+                    log.debug("%s: %s.%s not found", provider.name, target.module, target.qualname)
+                    continue
+                owned = attribute in vars(parent)
+                setattr(parent, attribute, wrapt.FunctionWrapper(original, _make_wrapper(target)))
+                _patches[target] = _Patch(parent, attribute, original, owned)
+
+
+def uninstall() -> None:
+    """Restore every wrapped method exactly as it was before `install`."""
+    with _lock:
+        for patch in _patches.values():
+            if patch.owned:
+                setattr(patch.parent, patch.attribute, patch.original)
+            else:
+                delattr(patch.parent, patch.attribute)
+        _patches.clear()
+        _handlers.clear()
+
+
+def installed_targets() -> frozenset[PatchTarget]:
+    """The targets currently wrapped."""
+    with _lock:
+        return frozenset(_patches)

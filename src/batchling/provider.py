@@ -1,0 +1,212 @@
+"""The provider plugin contract: the `Provider` protocol and the values it exchanges.
+
+A provider adapts one SDK to one Batch API. batchling calls it in this order:
+
+1. `to_request` when an intercepted SDK method is called inside `batchify()`: turn the call
+   into a `BatchRequest`, say why it is `NotBatchable` (it is sent in real time and reported),
+   or return `None` for a call that is no model request at all (a file upload, a batch poll):
+   it is sent as usual and not reported.
+2. `submit` with the lines of one batch job, all sharing a queue key (same client identity,
+   endpoint and model); it returns a `SubmittedBatch`.
+3. `poll` until the returned `BatchStatus` is terminal, then `results` to read every line.
+4. `to_response` for each caller: build exactly what the real-time call returns, or raise the
+   SDK's own exception for that line.
+
+Values are frozen dataclasses; `client`, `call` and `handle` fields are opaque to batchling and
+belong to the provider that produced them.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class PatchTarget:
+    """One SDK method a provider wraps, named as `wrapt.wrap_function_wrapper` names it."""
+
+    module: str
+    qualname: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotBatchable:
+    """Why an intercepted call goes to the real-time endpoint instead of a batch.
+
+    `kind` is a short stable label (one warning is emitted per kind and context); `reason` is
+    a sentence for the user.
+    """
+
+    kind: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRequest:
+    """One intercepted call, ready to become a line of a batch job."""
+
+    provider: str
+    client_key: str
+    """Digest of everything that decides where and as whom the request is sent (credentials,
+    base URL, organization, headers that matter). Never the secret itself."""
+    endpoint: str
+    model: str
+    body: Mapping[str, Any]
+    """The JSON body the real-time call would have sent."""
+    size_bytes: int
+    """Approximate size of this request's line in the batch input, to split by byte limits."""
+    request_hash: str
+    """Stable digest of (provider, endpoint, model, base URL, body); custom ids derive from it."""
+    client: Any = field(repr=False, compare=False)
+    """The SDK client the call was made on: the batch is submitted and polled with it."""
+    call: Any = field(default=None, repr=False, compare=False)
+    """Provider-private state `to_response` needs (e.g. the SDK's request options)."""
+
+    @property
+    def queue_key(self) -> tuple[str, str, str, str]:
+        """Requests that may share one batch job have equal queue keys."""
+        return (self.provider, self.client_key, self.endpoint, self.model)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLine:
+    """A request with the `custom_id` it carries inside its batch job."""
+
+    custom_id: str
+    request: BatchRequest
+
+
+@dataclass(frozen=True, slots=True)
+class SubmittedBatch:
+    """A batch job the provider accepted."""
+
+    provider: str
+    batch_id: str
+    endpoint: str
+    model: str
+    size: int
+    handle: Any = field(default=None, repr=False, compare=False)
+    """Provider-private state for polling and reading results (client, options...)."""
+
+
+class BatchState(enum.StrEnum):
+    """Where a batch job is, in provider-independent terms."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the job will not change any more."""
+        return self is not BatchState.RUNNING
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStatus:
+    """One poll's answer."""
+
+    state: BatchState
+    provider_status: str
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+    message: str | None = None
+    """Why the job failed, in the provider's words, when it did."""
+    handle: Any = field(default=None, repr=False, compare=False)
+    """Provider-private state `results` needs (e.g. the output file ids)."""
+
+
+class Outcome(enum.StrEnum):
+    """What happened to one line of a batch job."""
+
+    SUCCEEDED = "succeeded"
+    ERRORED = "errored"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class LineResult:
+    """The provider's answer for one line."""
+
+    custom_id: str
+    outcome: Outcome
+    status_code: int | None = None
+    """HTTP status the request would have had in real time (for succeeded and errored lines)."""
+    body: Any = None
+    """The response body (succeeded) or the provider's error body (errored)."""
+    request_id: str | None = None
+    message: str | None = None
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """What a provider plugin registers through `batchling_register_providers(register)`."""
+
+    name: str
+    """Unique provider name, e.g. `"openai"`. A plugin registering an existing name replaces
+    that provider (later registration wins)."""
+    targets: Sequence[PatchTarget]
+    """The SDK methods batchling wraps for this provider."""
+    max_requests_per_batch: int
+    max_bytes_per_batch: int
+
+    async def to_request(
+        self, target: PatchTarget, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> BatchRequest | NotBatchable | None:
+        """Turn one intercepted call into a batch request, or say why it cannot be batched.
+
+        `None` means the call is not a model request (e.g. listing files): it is passed through
+        silently.
+        """
+        ...
+
+    async def submit(
+        self, lines: Sequence[BatchLine], *, completion_window: str, submission_id: str
+    ) -> SubmittedBatch:
+        """Create one batch job holding `lines` with the first line's client.
+
+        `submission_id` is unique per submission; providers tag the job with it so that a retry
+        after an ambiguous failure finds the job instead of creating a second one.
+        """
+        ...
+
+    async def poll(self, batch: SubmittedBatch) -> BatchStatus:
+        """Fetch the job's current status once."""
+        ...
+
+    def results(self, batch: SubmittedBatch, status: BatchStatus) -> AsyncIterator[LineResult]:
+        """Yield a result for every line the terminal job has one for, in any order."""
+        ...
+
+    async def to_response(self, request: BatchRequest, result: LineResult) -> Any:
+        """Build what the real-time call returns, or raise the SDK's exception for the line."""
+        ...
+
+    async def cancel(self, batch: SubmittedBatch) -> None:
+        """Ask the provider to cancel the job."""
+        ...
+
+    def is_transient(self, error: BaseException) -> bool:
+        """Whether retrying the provider call that raised `error` may succeed."""
+        ...
+
+
+__all__ = [
+    "BatchLine",
+    "BatchRequest",
+    "BatchState",
+    "BatchStatus",
+    "LineResult",
+    "NotBatchable",
+    "Outcome",
+    "PatchTarget",
+    "Provider",
+    "SubmittedBatch",
+]

@@ -1,0 +1,1 @@
+"""Built-in providers, one module per SDK; each is a batchling plugin."""

@@ -1,0 +1,432 @@
+"""OpenAI: `openai.AsyncOpenAI` calls through the OpenAI Batch API (Files + Batches).
+
+Interception point: the SDK client's own `AsyncAPIClient.request`. Every public method
+(`chat.completions.create` / `.parse`, `responses.create` / `.parse`, `embeddings.create`,
+`completions.create`, `moderations.create`), `with_raw_response`, and direct `client.post(...)`
+calls (as LiteLLM makes) go through it with the SDK's own request options. batchling builds
+the exact wire body with the SDK's `_build_request`, and answers each caller by feeding the
+batch line's response through the SDK's own `_process_response` (or
+`_make_status_error_from_response`), so callers get the very objects and exceptions the
+real-time call produces. Checked against openai 2.0 (httpx) through 3.57 (httpx2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import sys
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import openai
+
+from batchling import backoff
+from batchling.hookspecs import hookimpl
+from batchling.provider import (
+    BatchLine,
+    BatchRequest,
+    BatchState,
+    BatchStatus,
+    LineResult,
+    NotBatchable,
+    Outcome,
+    PatchTarget,
+    Provider,
+    SubmittedBatch,
+)
+
+REQUEST_TARGET = PatchTarget("openai._base_client", "AsyncAPIClient.request")
+
+# SDK path -> Batch API endpoint. The batch line's `url` and the job's `endpoint` are these.
+BATCH_ENDPOINTS: Mapping[str, str] = {
+    "/chat/completions": "/v1/chat/completions",
+    "/responses": "/v1/responses",
+    "/embeddings": "/v1/embeddings",
+    "/completions": "/v1/completions",
+    "/moderations": "/v1/moderations",
+}
+
+# Paths that are no model requests (files, batches, listings...): passed through unreported.
+NON_MODEL_PATH_PREFIXES = (
+    "/files",
+    "/uploads",
+    "/batches",
+    "/models",
+    "/vector_stores",
+    "/fine_tuning",
+    "/assistants",
+    "/threads",
+    "/containers",
+    "/conversations",
+    "/evals",
+    "/organization",
+    "/admin",
+    "/skills",
+    "/webhooks",
+)
+
+# Headers that say nothing about where or as whom a request is sent; every other header the
+# SDK would send (auth, organization, project, user-set headers) is part of the client identity.
+_IRRELEVANT_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "connection",
+        "content-length",
+        "content-type",
+        "host",
+        "idempotency-key",
+        "user-agent",
+    }
+)
+_SDK_HEADER_PREFIX = "x-stainless-"
+_RAW_RESPONSE_HEADER = "x-stainless-raw-response"
+
+SUBMISSION_METADATA_KEY = "batchling_submission"
+CREATE_ATTEMPTS = 6
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Call:
+    """What answering one intercepted call needs."""
+
+    cast_to: Any
+    options: Any
+    """The SDK's prepared `FinalRequestOptions`."""
+    raw_body: bytes
+    """The exact JSON body bytes the SDK would have sent."""
+    call_headers: Mapping[str, str]
+    """Headers the caller set on this call (`extra_headers`): also sent with the batch job."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Job:
+    client: Any
+    call_headers: Mapping[str, str]
+
+
+class _CorruptDownloadError(Exception):
+    """A result file line did not parse: the download is fetched again."""
+
+
+def _path_of(url: str) -> str:
+    path = url.split("?", 1)[0]
+    if "://" in path:
+        return ""  # an absolute URL: not one of the SDK's relative paths
+    return "/" + path.lstrip("/")
+
+
+def _http_module(client: Any) -> Any:
+    """`httpx2` or `httpx`: whichever the client's own HTTP client comes from."""
+    return sys.modules[type(client._client).__module__.split(".", 1)[0]]
+
+
+def _digest(*parts: object) -> str:
+    data = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+class OpenAIProvider:
+    """Batches `openai` async clients' calls through the OpenAI Batch API."""
+
+    name = "openai"
+    targets: Sequence[PatchTarget] = (REQUEST_TARGET,)
+    max_requests_per_batch = 50_000
+    max_bytes_per_batch = 200 * 1000 * 1000
+
+    async def to_request(
+        self, target: PatchTarget, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> BatchRequest | NotBatchable | None:
+        cast_to, options = _request_arguments(args, kwargs)
+        method = str(options.method).lower()
+        path = _path_of(str(options.url))
+        if method != "post" or path.startswith(NON_MODEL_PATH_PREFIXES):
+            return None
+        endpoint = BATCH_ENDPOINTS.get(path)
+        if endpoint is None:
+            return NotBatchable(
+                f"endpoint {path}",
+                f"The OpenAI Batch API does not serve POST {path or options.url} (batchling "
+                f"batches {', '.join(sorted(BATCH_ENDPOINTS))}).",
+            )
+        json_data = options.json_data if isinstance(options.json_data, Mapping) else {}
+        if kwargs.get("stream") or json_data.get("stream"):
+            return NotBatchable(
+                "streaming",
+                "A streamed response (stream=True, .stream()) cannot come from a Batch API.",
+            )
+        call_headers = options.headers if isinstance(options.headers, Mapping) else {}
+        if str(call_headers.get("X-Stainless-Raw-Response", "")).lower() == "stream":
+            return NotBatchable(
+                "streaming response",
+                "with_streaming_response reads the HTTP response as it arrives, which a Batch "
+                "API cannot give.",
+            )
+        if options.files is not None or options.content is not None:
+            return NotBatchable("non-JSON body", f"POST {path} sends a non-JSON body.")
+        if isinstance(options.params, Mapping) and options.params:
+            return NotBatchable(
+                "query parameters",
+                f"POST {path} carries query parameters, which a batch line cannot carry.",
+            )
+        if path == "/responses" and json_data.get("background"):
+            return NotBatchable(
+                "background response",
+                "responses.create(background=True) runs asynchronously "
+                "at OpenAI already and cannot be batched.",
+            )
+        return await self._batch_request(instance, cast_to, options, endpoint)
+
+    async def _batch_request(
+        self, client: Any, cast_to: Any, options: Any, endpoint: str
+    ) -> BatchRequest:
+        # Same steps as the SDK's own `request()` before it sends: the cast_to override
+        # (with_raw_response), the client's option hook (auth refresh, Azure routing), then
+        # the request build. The caller's options object is left untouched.
+        options = options.model_copy()
+        cast_to = client._maybe_override_cast_to(cast_to, options)
+        options = await client._prepare_options(options)
+        http_request = client._build_request(options)
+        raw_body: bytes = http_request.content or b"{}"
+        body = json.loads(raw_body)
+        model = str(body.get("model") or "")
+        identity = sorted(
+            (key.lower(), value)
+            for key, value in http_request.headers.items()
+            if key.lower() not in _IRRELEVANT_HEADERS
+            and not key.lower().startswith(_SDK_HEADER_PREFIX)
+        )
+        base_url = str(client.base_url)
+        call_headers = {
+            key: str(value)
+            for key, value in (
+                options.headers if isinstance(options.headers, Mapping) else {}
+            ).items()
+            if not key.lower().startswith(_SDK_HEADER_PREFIX)
+            and key.lower() not in _IRRELEVANT_HEADERS
+            and isinstance(value, str)
+        }
+        return BatchRequest(
+            provider=self.name,
+            client_key=_digest(base_url, http_request.url.query, identity),
+            endpoint=endpoint,
+            model=model,
+            body=body,
+            size_bytes=len(raw_body) + len(endpoint) + 110,
+            request_hash=_digest(self.name, endpoint, model, base_url, body),
+            client=client,
+            call=_Call(cast_to, options, raw_body, call_headers),
+        )
+
+    async def submit(
+        self, lines: Sequence[BatchLine], *, completion_window: str, submission_id: str
+    ) -> SubmittedBatch:
+        first = lines[0].request
+        client = first.client
+        call_headers = dict(first.call.call_headers)
+        data = b"".join(_encode_line(line) for line in lines)
+        input_file = await client.files.create(
+            file=(f"{submission_id}.jsonl", data, "application/jsonl"),
+            purpose="batch",
+            extra_headers=call_headers or None,
+        )
+        batch = await self._create_batch(
+            client, input_file.id, first.endpoint, completion_window, submission_id, call_headers
+        )
+        return SubmittedBatch(
+            provider=self.name,
+            batch_id=batch.id,
+            endpoint=first.endpoint,
+            model=first.model,
+            size=len(lines),
+            handle=_Job(client, call_headers),
+        )
+
+    async def _create_batch(
+        self,
+        client: Any,
+        input_file_id: str,
+        endpoint: str,
+        completion_window: str,
+        submission_id: str,
+        call_headers: dict[str, str],
+    ) -> Any:
+        # The SDK would retry a create that timed out and may have succeeded, creating a second
+        # paid job. batchling retries itself, and first looks for the job its earlier attempt
+        # may have created (tagged with the submission id).
+        once = client.with_options(max_retries=0)
+        delays = backoff.delays(1.0, cap=30.0)
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                return await once.batches.create(
+                    input_file_id=input_file_id,
+                    endpoint=endpoint,
+                    completion_window=completion_window,
+                    metadata={SUBMISSION_METADATA_KEY: submission_id},
+                    extra_headers=call_headers or None,
+                )
+            except Exception as exc:
+                if attempt == CREATE_ATTEMPTS - 1 or not self.is_transient(exc):
+                    raise
+            await asyncio.sleep(next(delays))
+            existing = await self._find_submission(client, submission_id, call_headers)
+            if existing is not None:
+                return existing
+        raise AssertionError("unreachable")
+
+    async def _find_submission(
+        self, client: Any, submission_id: str, call_headers: dict[str, str]
+    ) -> Any:
+        try:
+            page = await client.batches.list(limit=100, extra_headers=call_headers or None)
+        except Exception as exc:
+            if self.is_transient(exc):
+                return None
+            raise
+        for batch in page.data:
+            if (batch.metadata or {}).get(SUBMISSION_METADATA_KEY) == submission_id:
+                return batch
+        return None
+
+    async def poll(self, batch: SubmittedBatch) -> BatchStatus:
+        job: _Job = batch.handle
+        found = await job.client.batches.retrieve(
+            batch.batch_id, extra_headers=dict(job.call_headers) or None
+        )
+        counts = found.request_counts
+        message = None
+        if found.errors is not None and found.errors.data:
+            message = "; ".join(
+                f"{error.code}: {error.message}" + (f" (line {error.line})" if error.line else "")
+                for error in found.errors.data
+            )
+        return BatchStatus(
+            state=_STATES.get(found.status, BatchState.RUNNING),
+            provider_status=found.status,
+            total=counts.total if counts else 0,
+            completed=counts.completed if counts else 0,
+            failed=counts.failed if counts else 0,
+            message=message,
+            handle=(found.output_file_id, found.error_file_id),
+        )
+
+    async def results(
+        self, batch: SubmittedBatch, status: BatchStatus
+    ) -> AsyncIterator[LineResult]:
+        job: _Job = batch.handle
+        for file_id in status.handle or ():
+            if not file_id:
+                continue
+            content = await job.client.files.content(
+                file_id, extra_headers=dict(job.call_headers) or None
+            )
+            # Parse the whole file before yielding, so a truncated download is fetched again
+            # rather than half-routed.
+            parsed = [_decode_line(raw) for raw in content.content.splitlines() if raw.strip()]
+            for result in parsed:
+                yield result
+
+    async def to_response(self, request: BatchRequest, result: LineResult) -> Any:
+        client = request.client
+        call: _Call = request.call
+        http = _http_module(client)
+        http_request = http.Request("POST", client._prepare_url(call.options.url))
+        if result.status_code is None:
+            if result.message and "timeout" in result.message.lower():
+                raise openai.APITimeoutError(request=http_request)
+            raise openai.APIError(
+                result.message or "The batch returned an error for this request.",
+                http_request,
+                body=result.body,
+            )
+        headers = {"x-request-id": result.request_id} if result.request_id else {}
+        response = http.Response(
+            result.status_code, json=result.body, request=http_request, headers=headers
+        )
+        if result.status_code >= 400:
+            raise client._make_status_error_from_response(response)
+        return await client._process_response(
+            cast_to=call.cast_to,
+            options=call.options,
+            response=response,
+            stream=False,
+            stream_cls=None,
+        )
+
+    async def cancel(self, batch: SubmittedBatch) -> None:
+        job: _Job = batch.handle
+        await job.client.batches.cancel(
+            batch.batch_id, extra_headers=dict(job.call_headers) or None
+        )
+
+    def is_transient(self, error: BaseException) -> bool:
+        if isinstance(error, openai.APIConnectionError | _CorruptDownloadError):
+            return True
+        if isinstance(error, openai.APIStatusError):
+            return error.status_code in (408, 409, 429) or error.status_code >= 500
+        return False
+
+
+_STATES: Mapping[str, BatchState] = {
+    "completed": BatchState.COMPLETED,
+    "failed": BatchState.FAILED,
+    "expired": BatchState.EXPIRED,
+    "cancelled": BatchState.CANCELLED,
+}
+
+
+def _request_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """`(cast_to, options)` from a call of `AsyncAPIClient.request(cast_to, options, ...)`."""
+    values = list(args[:2])
+    for name in ("cast_to", "options")[len(values) :]:
+        values.append(kwargs[name])
+    return values[0], values[1]
+
+
+def _encode_line(line: BatchLine) -> bytes:
+    # The body is spliced in as the SDK serialized it, so the batch carries the exact bytes the
+    # real-time request would have carried.
+    head = json.dumps(
+        {"custom_id": line.custom_id, "method": "POST", "url": line.request.endpoint},
+        separators=(",", ":"),
+    )
+    raw_body: bytes = line.request.call.raw_body
+    return head[:-1].encode() + b',"body":' + raw_body + b"}\n"
+
+
+def _decode_line(raw: bytes) -> LineResult:
+    try:
+        line = json.loads(raw)
+        custom_id = str(line["custom_id"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _CorruptDownloadError(f"unreadable result line: {raw[:200]!r}") from exc
+    response = line.get("response")
+    if response:
+        status_code = int(response.get("status_code") or 0)
+        return LineResult(
+            custom_id=custom_id,
+            outcome=Outcome.SUCCEEDED if 200 <= status_code < 300 else Outcome.ERRORED,
+            status_code=status_code,
+            body=response.get("body"),
+            request_id=response.get("request_id"),
+        )
+    error = line.get("error") or {}
+    code = str(error.get("code") or "")
+    outcome = {"batch_expired": Outcome.EXPIRED, "batch_cancelled": Outcome.CANCELLED}.get(
+        code, Outcome.ERRORED
+    )
+    return LineResult(
+        custom_id=custom_id,
+        outcome=outcome,
+        body=error or None,
+        message=f"{code}: {error.get('message')}" if error else None,
+    )
+
+
+@hookimpl
+def batchling_register_providers(register: Any) -> None:
+    """Register the built-in OpenAI provider."""
+    provider: Provider = OpenAIProvider()
+    register(provider)

@@ -1,0 +1,27 @@
+"""What one `batchify()` block did: the counts behind warnings, logs and summaries."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+
+
+@dataclasses.dataclass
+class RunReport:
+    """Counts for one `batchify()` block, readable as `ctx.report` during and after it."""
+
+    batched: int = 0
+    """Requests sent through a batch job."""
+    passed_through: collections.Counter[str] = dataclasses.field(
+        default_factory=collections.Counter
+    )
+    """Requests sent in real time at full price, by kind (e.g. `"streaming"`)."""
+    failed: int = 0
+    """Batched requests that ended in an error."""
+    batch_ids: list[str] = dataclasses.field(default_factory=list)
+    """Every batch job submitted, in submission order."""
+
+    @property
+    def passed_through_total(self) -> int:
+        """Requests sent in real time, all kinds together."""
+        return sum(self.passed_through.values())
