@@ -99,6 +99,9 @@ class _Call:
     """The exact JSON body bytes the SDK would have sent."""
     call_headers: Mapping[str, str]
     """Headers the caller set on this call (`extra_headers`): also sent with the batch job."""
+    http_request: Any
+    """The request the SDK built (`httpx2` or `httpx`): the batch answer is its response, so
+    the SDK sees the very headers (e.g. the raw-response marker) it would have sent."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -118,9 +121,9 @@ def _path_of(url: str) -> str:
     return "/" + path.lstrip("/")
 
 
-def _http_module(client: Any) -> Any:
-    """`httpx2` or `httpx`: whichever the client's own HTTP client comes from."""
-    return sys.modules[type(client._client).__module__.split(".", 1)[0]]
+def _http_module(http_request: Any) -> Any:
+    """`httpx2` or `httpx`: whichever the SDK builds its requests with (openai 3.x accepts both)."""
+    return sys.modules[type(http_request).__module__.split(".", 1)[0]]
 
 
 def _digest(*parts: object) -> str:
@@ -217,7 +220,7 @@ class OpenAIProvider:
             size_bytes=len(raw_body) + len(endpoint) + 110,
             request_hash=_digest(self.name, endpoint, model, base_url, body),
             client=client,
-            call=_Call(cast_to, options, raw_body, call_headers),
+            call=_Call(cast_to, options, raw_body, call_headers, http_request),
         )
 
     async def submit(
@@ -331,8 +334,8 @@ class OpenAIProvider:
     async def to_response(self, request: BatchRequest, result: LineResult) -> Any:
         client = request.client
         call: _Call = request.call
-        http = _http_module(client)
-        http_request = http.Request("POST", client._prepare_url(call.options.url))
+        http = _http_module(call.http_request)
+        http_request = call.http_request
         if result.status_code is None:
             if result.message and "timeout" in result.message.lower():
                 raise openai.APITimeoutError(request=http_request)

@@ -1,0 +1,43 @@
+"""Development sessions: `nox -s tests` (newest and oldest supported SDKs), `lint`, `typecheck`."""
+
+from __future__ import annotations
+
+import nox
+
+nox.needs_version = ">=2024.10"
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_venv = "yes"
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+# The oldest and newest releases of each SDK the suite must pass on. openai 2.x still runs on
+# `httpx`, 3.x on `httpx2`: users have both installed today.
+SDK_PINS = {
+    "newest": ["openai>=3"],
+    "oldest": ["openai==2.0.0"],
+}
+
+
+@nox.session
+@nox.parametrize("sdks", list(SDK_PINS))
+def tests(session: nox.Session, sdks: str) -> None:
+    """Run the test suite against the newest and the oldest supported SDK releases."""
+    session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.install(*SDK_PINS[sdks])
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check style and formatting with ruff."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Type-check src/ with mypy --strict."""
+    session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "typecheck"))
+    session.run("mypy")
