@@ -167,7 +167,8 @@ class OpenAIProvider:
                 "with_streaming_response reads the HTTP response as it arrives, which a Batch "
                 "API cannot give.",
             )
-        if options.files is not None or options.content is not None:
+        # `content` (raw bytes bodies) appeared in openai 2.x's later releases.
+        if options.files is not None or getattr(options, "content", None) is not None:
             return NotBatchable("non-JSON body", f"POST {path} sends a non-JSON body.")
         if isinstance(options.params, Mapping) and options.params:
             return NotBatchable(
