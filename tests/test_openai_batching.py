@@ -560,3 +560,19 @@ async def test_error_inside_the_block_fails_unsubmitted_calls_without_sending_th
         await task
     assert fake_server.stats.batches_created == 0
     assert fake_server.stats.files_uploaded == 0
+
+
+async def test_leaving_the_block_waits_for_follow_up_calls_of_unawaited_tasks(
+    client: openai.AsyncOpenAI, fake_server: FakeProviderServer
+) -> None:
+    async def two_steps() -> str:
+        first = await ask(client, "step one")
+        second = await ask(client, f"after {first.choices[0].message.content}")
+        return second.choices[0].message.content or ""
+
+    async with fast_batchify(batch_window_seconds=30):
+        task = asyncio.create_task(two_steps())
+    assert task.done()
+    assert task.result() == "echo: after echo: step one"
+    assert fake_server.stats.lines_per_batch == [1, 1]
+    assert fake_server.stats.realtime_calls == 0

@@ -25,6 +25,8 @@ DEFAULT_BATCH_WINDOW_SECONDS = 2.0
 DEFAULT_POLL_INTERVAL_SECONDS = 10.0
 DEFAULT_COMPLETION_WINDOW = "24h"
 
+EXIT_GRACE_LOOP_TURNS = 5
+
 _COMPLETION_WINDOW = re.compile(r"^[1-9][0-9]*[hd]$")
 
 
@@ -107,6 +109,8 @@ class Batchify:
         self._scheduler: Scheduler | None = None
         self._token: Any = None
         self._warned: set[str] = set()
+        self._outstanding = 0
+        self._idle = asyncio.Event()
 
     async def __aenter__(self) -> Batchify:
         if self._scheduler is not None:
@@ -118,6 +122,9 @@ class Batchify:
         patching.install(providers.values())
         self.report = RunReport()
         self._warned = set()
+        self._outstanding = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._scheduler = Scheduler(self._settings, self.report)
         self._token = patching.activate(self)
         return self
@@ -133,6 +140,17 @@ class Batchify:
         patching.deactivate(self._token)
         try:
             if exc_type is None:
+                # Every call made inside the block is waited for, including calls of tasks
+                # nobody awaited and calls those tasks make after their first result.
+                scheduler.close()
+                while True:
+                    # Tasks started in the block but not yet run get a few loop turns to reach
+                    # the SDK before the block decides that nothing is outstanding.
+                    for _ in range(EXIT_GRACE_LOOP_TURNS):
+                        await asyncio.sleep(0)
+                    if self._outstanding == 0:
+                        break
+                    await self._idle.wait()
                 await scheduler.drain()
             else:
                 left = await scheduler.abandon()
@@ -170,7 +188,28 @@ class Batchify:
             # A task started inside the block that outlived it: the block is over, so the call
             # is an ordinary real-time call, as outside any block.
             return wrapped(*args, **kwargs)
-        return self._batched_call(scheduler, provider, target, wrapped, instance, args, kwargs)
+        return self._tracked_call(scheduler, provider, target, wrapped, instance, args, kwargs)
+
+    async def _tracked_call(
+        self,
+        scheduler: Scheduler,
+        provider: Provider,
+        target: PatchTarget,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        self._outstanding += 1
+        self._idle.clear()
+        try:
+            return await self._batched_call(
+                scheduler, provider, target, wrapped, instance, args, kwargs
+            )
+        finally:
+            self._outstanding -= 1
+            if self._outstanding == 0:
+                self._idle.set()
 
     async def _batched_call(
         self,

@@ -81,6 +81,7 @@ class Scheduler:
         self._queues: dict[QueueKey, _Queue] = {}
         self._jobs: set[asyncio.Task[None]] = set()
         self._running: dict[str, SubmittedBatch] = {}
+        self._closing = False
 
     @property
     def running_batches(self) -> list[SubmittedBatch]:
@@ -104,9 +105,10 @@ class Scheduler:
         if len(queue.entries) >= max_requests:
             self._flush(key)
         elif queue.timer is None:
-            queue.timer = self._loop.call_later(
-                self._settings.batch_window_seconds, self._flush, key
-            )
+            # While the block is closing, requests still arriving (from tasks it waits for) are
+            # flushed on the next loop turn, so that concurrent ones still share a job.
+            window = 0.0 if self._closing else self._settings.batch_window_seconds
+            queue.timer = self._loop.call_later(window, self._flush, key)
         return future
 
     def _flush(self, key: QueueKey) -> None:
@@ -124,15 +126,20 @@ class Scheduler:
         for key in list(self._queues):
             self._flush(key)
 
+    def close(self) -> None:
+        """Stop waiting for batch windows: flush every queue now and new requests at once."""
+        self._closing = True
+        self.flush_all()
+
     async def drain(self) -> None:
         """Flush everything and wait until every batch job has routed its results."""
-        while True:
+        self.close()
+        while self._jobs or self._queues:
             # Let tasks that were started but have not run yet reach the queues first.
             await asyncio.sleep(0)
             self.flush_all()
-            if not self._jobs:
-                return
-            await asyncio.gather(*self._jobs, return_exceptions=True)
+            if self._jobs:
+                await asyncio.gather(*self._jobs, return_exceptions=True)
 
     async def abandon(self) -> list[SubmittedBatch]:
         """Stop without waiting: unsubmitted requests fail, running jobs are left at the provider.
