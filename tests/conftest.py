@@ -40,3 +40,7 @@ async def other_client(fake_server: FakeProviderServer) -> AsyncIterator[openai.
         base_url=fake_server.openai_base_url, api_key="sk-test-key-b"
     ) as sdk_client:
         yield sdk_client
+
+
+def pytest_report_header() -> str:
+    return f"openai {openai.__version__}"
