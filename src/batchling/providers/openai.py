@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import json
-import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import openai
 
-from batchling import backoff
+from batchling import backoff, stainless
 from batchling.hookspecs import hookimpl
 from batchling.provider import (
     BatchLine,
@@ -50,58 +48,13 @@ BATCH_ENDPOINTS: Mapping[str, str] = {
 
 # Paths that are no model requests (files, batches, listings...): passed through unreported.
 NON_MODEL_PATH_PREFIXES = (
-    "/files",
-    "/uploads",
-    "/batches",
-    "/models",
-    "/vector_stores",
-    "/fine_tuning",
-    "/assistants",
-    "/threads",
-    "/containers",
-    "/conversations",
-    "/evals",
-    "/organization",
-    "/admin",
-    "/skills",
-    "/webhooks",
-)
-
-# Headers that say nothing about where or as whom a request is sent; every other header the
-# SDK would send (auth, organization, project, user-set headers) is part of the client identity.
-_IRRELEVANT_HEADERS = frozenset(
-    {
-        "accept",
-        "accept-encoding",
-        "connection",
-        "content-length",
-        "content-type",
-        "host",
-        "idempotency-key",
-        "user-agent",
-    }
-)
-_SDK_HEADER_PREFIX = "x-stainless-"
-_RAW_RESPONSE_HEADER = "x-stainless-raw-response"
+    "/files", "/uploads", "/batches", "/models", "/vector_stores", "/fine_tuning",
+    "/assistants", "/threads", "/containers", "/conversations", "/evals", "/organization",
+    "/admin", "/skills", "/webhooks",
+)  # fmt: skip
 
 SUBMISSION_METADATA_KEY = "batchling_submission"
 CREATE_ATTEMPTS = 6
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Call:
-    """What answering one intercepted call needs."""
-
-    cast_to: Any
-    options: Any
-    """The SDK's prepared `FinalRequestOptions`."""
-    raw_body: bytes
-    """The exact JSON body bytes the SDK would have sent."""
-    call_headers: Mapping[str, str]
-    """Headers the caller set on this call (`extra_headers`): also sent with the batch job."""
-    http_request: Any
-    """The request the SDK built (`httpx2` or `httpx`): the batch answer is its response, so
-    the SDK sees the very headers (e.g. the raw-response marker) it would have sent."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -112,23 +65,6 @@ class _Job:
 
 class _CorruptDownloadError(Exception):
     """A result file line did not parse: the download is fetched again."""
-
-
-def _path_of(url: str) -> str:
-    path = url.split("?", 1)[0]
-    if "://" in path:
-        return ""  # an absolute URL: not one of the SDK's relative paths
-    return "/" + path.lstrip("/")
-
-
-def _http_module(http_request: Any) -> Any:
-    """`httpx2` or `httpx`: whichever the SDK builds its requests with (openai 3.x accepts both)."""
-    return sys.modules[type(http_request).__module__.split(".", 1)[0]]
-
-
-def _digest(*parts: object) -> str:
-    data = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(data.encode()).hexdigest()
 
 
 class OpenAIProvider:
@@ -142,10 +78,9 @@ class OpenAIProvider:
     async def to_request(
         self, target: PatchTarget, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> BatchRequest | NotBatchable | None:
-        cast_to, options = _request_arguments(args, kwargs)
-        method = str(options.method).lower()
-        path = _path_of(str(options.url))
-        if method != "post" or path.startswith(NON_MODEL_PATH_PREFIXES):
+        cast_to, options = stainless.request_arguments(args, kwargs)
+        path = stainless.path_of(str(options.url))
+        if str(options.method).lower() != "post" or path.startswith(NON_MODEL_PATH_PREFIXES):
             return None
         endpoint = BATCH_ENDPOINTS.get(path)
         if endpoint is None:
@@ -154,74 +89,44 @@ class OpenAIProvider:
                 f"The OpenAI Batch API does not serve POST {path or options.url} (batchling "
                 f"batches {', '.join(sorted(BATCH_ENDPOINTS))}).",
             )
-        json_data = options.json_data if isinstance(options.json_data, Mapping) else {}
-        if kwargs.get("stream") or json_data.get("stream"):
+        if stainless.is_streaming(options, kwargs):
             return NotBatchable(
                 "streaming",
                 "A streamed response (stream=True, .stream()) cannot come from a Batch API.",
             )
-        call_headers = options.headers if isinstance(options.headers, Mapping) else {}
-        if str(call_headers.get("X-Stainless-Raw-Response", "")).lower() == "stream":
+        if stainless.wants_streaming_response(options):
             return NotBatchable(
                 "streaming response",
                 "with_streaming_response reads the HTTP response as it arrives, which a Batch "
                 "API cannot give.",
             )
-        # `content` (raw bytes bodies) appeared in openai 2.x's later releases.
-        if options.files is not None or getattr(options, "content", None) is not None:
+        if stainless.has_non_json_body(options):
             return NotBatchable("non-JSON body", f"POST {path} sends a non-JSON body.")
         if isinstance(options.params, Mapping) and options.params:
             return NotBatchable(
                 "query parameters",
                 f"POST {path} carries query parameters, which a batch line cannot carry.",
             )
+        json_data = options.json_data if isinstance(options.json_data, Mapping) else {}
         if path == "/responses" and json_data.get("background"):
             return NotBatchable(
                 "background response",
-                "responses.create(background=True) runs asynchronously "
-                "at OpenAI already and cannot be batched.",
+                "responses.create(background=True) runs asynchronously at OpenAI already and "
+                "cannot be batched.",
             )
-        return await self._batch_request(instance, cast_to, options, endpoint)
-
-    async def _batch_request(
-        self, client: Any, cast_to: Any, options: Any, endpoint: str
-    ) -> BatchRequest:
-        # Same steps as the SDK's own `request()` before it sends: the cast_to override
-        # (with_raw_response), the client's option hook (auth refresh, Azure routing), then
-        # the request build. The caller's options object is left untouched.
-        options = options.model_copy()
-        cast_to = client._maybe_override_cast_to(cast_to, options)
-        options = await client._prepare_options(options)
-        http_request = client._build_request(options)
-        raw_body: bytes = http_request.content or b"{}"
-        body = json.loads(raw_body)
-        model = str(body.get("model") or "")
-        identity = sorted(
-            (key.lower(), value)
-            for key, value in http_request.headers.items()
-            if key.lower() not in _IRRELEVANT_HEADERS
-            and not key.lower().startswith(_SDK_HEADER_PREFIX)
-        )
-        base_url = str(client.base_url)
-        call_headers = {
-            key: str(value)
-            for key, value in (
-                options.headers if isinstance(options.headers, Mapping) else {}
-            ).items()
-            if not key.lower().startswith(_SDK_HEADER_PREFIX)
-            and key.lower() not in _IRRELEVANT_HEADERS
-            and isinstance(value, str)
-        }
+        call = await stainless.prepare(instance, cast_to, options)
+        model = str(call.body.get("model") or "")
+        base_url = str(instance.base_url)
         return BatchRequest(
             provider=self.name,
-            client_key=_digest(base_url, http_request.url.query, identity),
+            client_key=call.client_key,
             endpoint=endpoint,
             model=model,
-            body=body,
-            size_bytes=len(raw_body) + len(endpoint) + 110,
-            request_hash=_digest(self.name, endpoint, model, base_url, body),
-            client=client,
-            call=_Call(cast_to, options, raw_body, call_headers, http_request),
+            body=call.body,
+            size_bytes=len(call.raw_body) + len(endpoint) + 110,
+            request_hash=stainless.digest(self.name, endpoint, model, base_url, call.body),
+            client=instance,
+            call=call,
         )
 
     async def submit(
@@ -333,30 +238,18 @@ class OpenAIProvider:
                 yield result
 
     async def to_response(self, request: BatchRequest, result: LineResult) -> Any:
-        client = request.client
-        call: _Call = request.call
-        http = _http_module(call.http_request)
-        http_request = call.http_request
+        call: stainless.PreparedCall = request.call
         if result.status_code is None:
             if result.message and "timeout" in result.message.lower():
-                raise openai.APITimeoutError(request=http_request)
+                raise openai.APITimeoutError(request=call.http_request)
             raise openai.APIError(
                 result.message or "The batch returned an error for this request.",
-                http_request,
+                call.http_request,
                 body=result.body,
             )
         headers = {"x-request-id": result.request_id} if result.request_id else {}
-        response = http.Response(
-            result.status_code, json=result.body, request=http_request, headers=headers
-        )
-        if result.status_code >= 400:
-            raise client._make_status_error_from_response(response)
-        return await client._process_response(
-            cast_to=call.cast_to,
-            options=call.options,
-            response=response,
-            stream=False,
-            stream_cls=None,
+        return await stainless.respond(
+            request.client, call, result.status_code, result.body, headers
         )
 
     async def cancel(self, batch: SubmittedBatch) -> None:
@@ -369,7 +262,7 @@ class OpenAIProvider:
         if isinstance(error, openai.APIConnectionError | _CorruptDownloadError):
             return True
         if isinstance(error, openai.APIStatusError):
-            return error.status_code in (408, 409, 429) or error.status_code >= 500
+            return stainless.is_transient_status(error.status_code)
         return False
 
 
@@ -379,14 +272,6 @@ _STATES: Mapping[str, BatchState] = {
     "expired": BatchState.EXPIRED,
     "cancelled": BatchState.CANCELLED,
 }
-
-
-def _request_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
-    """`(cast_to, options)` from a call of `AsyncAPIClient.request(cast_to, options, ...)`."""
-    values = list(args[:2])
-    for name in ("cast_to", "options")[len(values) :]:
-        values.append(kwargs[name])
-    return values[0], values[1]
 
 
 def _encode_line(line: BatchLine) -> bytes:
