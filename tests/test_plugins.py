@@ -43,12 +43,14 @@ def test_builtin_openai_provider_is_registered() -> None:
 
 
 def test_builtin_whose_sdk_is_missing_is_skipped_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = set(plugins.get_providers())
+    plugins.reset_plugins()
     monkeypatch.setattr(
         plugins,
         "BUILTIN_PLUGINS",
         (*plugins.BUILTIN_PLUGINS, ("batchling_tests_missing.provider", "batchling_tests_missing")),
     )
-    assert set(plugins.get_providers()) == {"openai"}
+    assert set(plugins.get_providers()) == expected
 
 
 def test_third_party_plugin_can_add_and_override_a_provider(

@@ -183,6 +183,8 @@ class Batchify:
         kwargs: dict[str, Any],
     ) -> Any:
         """Called by the wrappers for every intercepted call made inside this block."""
+        if target.hook:
+            return provider.hook(target, wrapped, instance, args, kwargs)
         scheduler = self._scheduler
         if scheduler is None:
             # A task started inside the block that outlived it: the block is over, so the call

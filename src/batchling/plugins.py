@@ -18,7 +18,10 @@ log = logging.getLogger(__name__)
 
 # Built-in provider modules and the SDK each one needs. A built-in whose SDK is not installed
 # is skipped quietly: a user with only `openai` installed must not see anthropic errors.
-BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (("batchling.providers.openai", "openai"),)
+BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
+    ("batchling.providers.openai", "openai"),
+    ("batchling.providers.anthropic", "anthropic"),
+)
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 

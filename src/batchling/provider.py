@@ -19,7 +19,7 @@ belong to the provider that produced them.
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -30,6 +30,9 @@ class PatchTarget:
 
     module: str
     qualname: str
+    hook: bool = False
+    """A hook target is no request: inside `batchify()` its calls go to `Provider.hook` (e.g. to
+    lift a real-time-only limit), outside they run unchanged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +198,18 @@ class Provider(Protocol):
 
     def is_transient(self, error: BaseException) -> bool:
         """Whether retrying the provider call that raised `error` may succeed."""
+        ...
+
+    def hook(
+        self,
+        target: PatchTarget,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """Stand in for a `hook=True` target inside `batchify()`; `wrapped(*args, **kwargs)`
+        runs the original."""
         ...
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import openai
@@ -257,6 +257,17 @@ class OpenAIProvider:
         await job.client.batches.cancel(
             batch.batch_id, extra_headers=dict(job.call_headers) or None
         )
+
+    def hook(
+        self,
+        target: PatchTarget,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """The OpenAI provider wraps no hook targets."""
+        return wrapped(*args, **kwargs)
 
     def is_transient(self, error: BaseException) -> bool:
         if isinstance(error, openai.APIConnectionError | _CorruptDownloadError):

@@ -1,0 +1,301 @@
+"""Anthropic: `anthropic.AsyncAnthropic` calls through the Message Batches API.
+
+Interception point: the SDK client's own `AsyncAPIClient.request`, as for OpenAI (see
+`batchling.stainless`): `messages.create`, `messages.parse` (which does not go through
+`create`), `beta.messages.create` / `.parse`, `with_raw_response` and direct `client.post`
+calls all arrive there. Each batch request's `params` is the exact body the SDK would have
+sent to `/v1/messages` (every named parameter, `extra_body` fields merged), and headers set on
+the call (`betas=` → `anthropic-beta`, `workspace_id`, `extra_headers`) apply to the whole job,
+so they are part of the queue's client identity and sent with the job.
+
+Lifted limit: for a non-streaming `create` the SDK raises `ValueError` before sending when
+`max_tokens` suggests the request may take over ten minutes (an HTTP timeout concern). A batched
+request has no HTTP connection to time out, so inside `batchify()` batchling lets such calls
+through to the batch (`BaseClient._calculate_nonstreaming_timeout` is a hook target).
+Checked against anthropic 2.x.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+import anthropic
+
+from batchling import backoff, stainless
+from batchling.hookspecs import hookimpl
+from batchling.provider import (
+    BatchLine,
+    BatchRequest,
+    BatchState,
+    BatchStatus,
+    LineResult,
+    NotBatchable,
+    Outcome,
+    PatchTarget,
+    Provider,
+    SubmittedBatch,
+)
+
+REQUEST_TARGET = PatchTarget("anthropic._base_client", "AsyncAPIClient.request")
+TIMEOUT_GUARD_TARGET = PatchTarget(
+    "anthropic._base_client", "BaseClient._calculate_nonstreaming_timeout", hook=True
+)
+
+MESSAGES_PATH = "/v1/messages"
+ENDPOINT = "/v1/messages"
+
+# The status each Anthropic error type answers in real time (batch error lines carry no status).
+ERROR_STATUS: Mapping[str, int] = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "conflict_error": 409,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+CREATE_ATTEMPTS = 6
+# A job found by listing counts as ours only if it was created this close to our attempt.
+ADOPT_WINDOW_SECONDS = 120.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Job:
+    client: Any
+    call_headers: Mapping[str, str]
+    beta: bool
+    http: Any
+
+
+class _CorruptDownloadError(Exception):
+    """A results line did not parse: the results are fetched again."""
+
+
+def _is_beta(options: Any) -> bool:
+    qualifiers = getattr(options, "qualifiers", None)
+    return isinstance(qualifiers, Mapping) and str(qualifiers.get("beta", "")).lower() == "true"
+
+
+def _batches(client: Any, beta: bool) -> Any:
+    return client.beta.messages.batches if beta else client.messages.batches
+
+
+class AnthropicProvider:
+    """Batches `anthropic` async clients' `messages` calls through Message Batches."""
+
+    name = "anthropic"
+    targets: Sequence[PatchTarget] = (REQUEST_TARGET, TIMEOUT_GUARD_TARGET)
+    max_requests_per_batch = 100_000
+    max_bytes_per_batch = 256 * 1000 * 1000
+
+    async def to_request(
+        self, target: PatchTarget, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> BatchRequest | NotBatchable | None:
+        cast_to, options = stainless.request_arguments(args, kwargs)
+        path = stainless.path_of(str(options.url))
+        if str(options.method).lower() != "post" or path != MESSAGES_PATH:
+            # count_tokens, files, batches, models...: no billed model request.
+            return None
+        if stainless.is_streaming(options, kwargs):
+            return NotBatchable(
+                "streaming",
+                "A streamed response (stream=True, messages.stream()) cannot come from a Batch "
+                "API.",
+            )
+        if stainless.wants_streaming_response(options):
+            return NotBatchable(
+                "streaming response",
+                "with_streaming_response reads the HTTP response as it arrives, which a Batch "
+                "API cannot give.",
+            )
+        if stainless.has_non_json_body(options):
+            return NotBatchable("non-JSON body", f"POST {path} sends a non-JSON body.")
+        call = await stainless.prepare(instance, cast_to, options)
+        model = str(call.body.get("model") or "")
+        base_url = str(instance.base_url)
+        beta = _is_beta(call.options)
+        endpoint = ENDPOINT + ("?beta=true" if beta else "")
+        return BatchRequest(
+            provider=self.name,
+            client_key=call.client_key,
+            endpoint=endpoint,
+            model=model,
+            body=call.body,
+            size_bytes=len(call.raw_body) + 100,
+            request_hash=stainless.digest(self.name, endpoint, model, base_url, call.body),
+            client=instance,
+            call=call,
+        )
+
+    async def submit(
+        self, lines: Sequence[BatchLine], *, completion_window: str, submission_id: str
+    ) -> SubmittedBatch:
+        first = lines[0].request
+        call: stainless.PreparedCall = first.call
+        job = _Job(
+            client=first.client,
+            call_headers=dict(call.call_headers),
+            beta=_is_beta(call.options),
+            http=stainless.http_module(call.http_request),
+        )
+        requests = [{"custom_id": line.custom_id, "params": line.request.body} for line in lines]
+        batch = await self._create_batch(job, requests)
+        return SubmittedBatch(
+            provider=self.name,
+            batch_id=batch.id,
+            endpoint=first.endpoint,
+            model=first.model,
+            size=len(lines),
+            handle=job,
+        )
+
+    async def _create_batch(self, job: _Job, requests: list[dict[str, Any]]) -> Any:
+        # The SDK would retry a create that timed out and may have succeeded, creating a second
+        # paid job. batchling retries itself; Message Batches carry no metadata to tag a job
+        # with, so after an ambiguous failure it adopts a job of the same size created since
+        # its first attempt, if the provider lists one, before creating again.
+        once = _batches(job.client.with_options(max_retries=0), job.beta)
+        started = time.time()
+        delays = backoff.delays(1.0, cap=30.0)
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                return await once.create(
+                    requests=requests, extra_headers=dict(job.call_headers) or None
+                )
+            except Exception as exc:
+                if attempt == CREATE_ATTEMPTS - 1 or not self.is_transient(exc):
+                    raise
+            await asyncio.sleep(next(delays))
+            existing = await self._find_recent(job, started, len(requests))
+            if existing is not None:
+                return existing
+        raise AssertionError("unreachable")
+
+    async def _find_recent(self, job: _Job, since: float, size: int) -> Any:
+        try:
+            page = await _batches(job.client, job.beta).list(
+                limit=20, extra_headers=dict(job.call_headers) or None
+            )
+        except Exception as exc:
+            if self.is_transient(exc):
+                return None
+            raise
+        for batch in page.data:
+            counts = batch.request_counts
+            total = (
+                counts.processing + counts.succeeded + counts.errored + counts.canceled
+                + counts.expired
+            )  # fmt: skip
+            if total == size and batch.created_at.timestamp() >= since - ADOPT_WINDOW_SECONDS:
+                return batch
+        return None
+
+    async def poll(self, batch: SubmittedBatch) -> BatchStatus:
+        job: _Job = batch.handle
+        found = await _batches(job.client, job.beta).retrieve(
+            batch.batch_id, extra_headers=dict(job.call_headers) or None
+        )
+        counts = found.request_counts
+        ended = found.processing_status == "ended"
+        return BatchStatus(
+            state=BatchState.COMPLETED if ended else BatchState.RUNNING,
+            provider_status=found.processing_status,
+            total=batch.size,
+            completed=counts.succeeded,
+            failed=counts.errored + counts.canceled + counts.expired,
+            handle=found.results_url,
+        )
+
+    async def results(
+        self, batch: SubmittedBatch, status: BatchStatus
+    ) -> AsyncIterator[LineResult]:
+        job: _Job = batch.handle
+        if not status.handle:
+            return
+        response = await job.client.get(
+            status.handle,
+            cast_to=job.http.Response,
+            options={"headers": {**job.call_headers, "Accept": "application/binary"}},
+        )
+        # Parse everything before yielding, so a truncated download is fetched again rather
+        # than half-routed.
+        parsed = [_decode_line(raw) for raw in response.content.splitlines() if raw.strip()]
+        for result in parsed:
+            yield result
+
+    async def to_response(self, request: BatchRequest, result: LineResult) -> Any:
+        call: stainless.PreparedCall = request.call
+        headers = {"request-id": result.request_id} if result.request_id else {}
+        status_code = result.status_code or 500
+        return await stainless.respond(request.client, call, status_code, result.body, headers)
+
+    async def cancel(self, batch: SubmittedBatch) -> None:
+        job: _Job = batch.handle
+        await _batches(job.client, job.beta).cancel(
+            batch.batch_id, extra_headers=dict(job.call_headers) or None
+        )
+
+    def hook(
+        self,
+        target: PatchTarget,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """Inside `batchify()`, a large `max_tokens` gets the SDK's default timeout instead of
+        a `ValueError`: the batch has no HTTP request to time out."""
+        try:
+            return wrapped(*args, **kwargs)
+        except ValueError:
+            return anthropic.DEFAULT_TIMEOUT
+
+    def is_transient(self, error: BaseException) -> bool:
+        if isinstance(error, anthropic.APIConnectionError | _CorruptDownloadError):
+            return True
+        if isinstance(error, anthropic.APIStatusError):
+            return stainless.is_transient_status(error.status_code)
+        return False
+
+
+def _decode_line(raw: bytes) -> LineResult:
+    try:
+        line = json.loads(raw)
+        custom_id = str(line["custom_id"])
+        result = line["result"]
+        kind = result["type"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _CorruptDownloadError(f"unreadable result line: {raw[:200]!r}") from exc
+    if kind == "succeeded":
+        return LineResult(custom_id, Outcome.SUCCEEDED, status_code=200, body=result["message"])
+    if kind == "errored":
+        error = result.get("error") or {}
+        detail = error.get("error") or {}
+        return LineResult(
+            custom_id,
+            Outcome.ERRORED,
+            status_code=ERROR_STATUS.get(str(detail.get("type")), 500),
+            body=error,
+            request_id=error.get("request_id"),
+            message=detail.get("message"),
+        )
+    if kind == "expired":
+        return LineResult(custom_id, Outcome.EXPIRED)
+    return LineResult(custom_id, Outcome.CANCELLED)
+
+
+@hookimpl
+def batchling_register_providers(register: Any) -> None:
+    """Register the built-in Anthropic provider."""
+    provider: Provider = AnthropicProvider()
+    register(provider)
