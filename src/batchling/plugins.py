@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("batchling.providers.openai", "openai"),
     ("batchling.providers.anthropic", "anthropic"),
+    ("batchling.providers.google_genai", "google.genai"),
 )
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
@@ -34,7 +35,12 @@ def _load_builtin(module_name: str, sdk: str) -> ModuleType | None:
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name is not None and (exc.name == sdk or exc.name.startswith(sdk + ".")):
+        missing = exc.name or ""
+        # The SDK itself, one of its modules, or its namespace parent (`google` for
+        # `google.genai`) is missing.
+        if missing and (
+            missing == sdk or missing.startswith(sdk + ".") or sdk.startswith(missing + ".")
+        ):
             log.debug("skipping built-in provider %s: %s is not installed", module_name, sdk)
             return None
         raise

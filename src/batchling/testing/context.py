@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,3 +45,8 @@ class ServerContext:
     ids: IdGenerator = field(default_factory=IdGenerator)
     files: FileStore = field(default_factory=FileStore)
     bodies: BodyLog = field(default_factory=BodyLog)
+    sequence: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def next_sequence(self) -> int:
+        """A server-wide increasing number (orders batches of every provider by creation)."""
+        return next(self.sequence)

@@ -36,6 +36,79 @@ def openai_error_type(status: int) -> str:
     return "invalid_request_error"
 
 
+_ANTHROPIC_ERROR_TYPES: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def anthropic_error_type(status: int) -> str:
+    """The ``error.type`` Anthropic uses for an HTTP status."""
+    known = _ANTHROPIC_ERROR_TYPES.get(status)
+    if known is not None:
+        return known
+    return "api_error" if status >= 500 else "invalid_request_error"
+
+
+GRPC_CODES: dict[str, int] = {
+    "OK": 0,
+    "CANCELLED": 1,
+    "UNKNOWN": 2,
+    "INVALID_ARGUMENT": 3,
+    "DEADLINE_EXCEEDED": 4,
+    "NOT_FOUND": 5,
+    "ALREADY_EXISTS": 6,
+    "PERMISSION_DENIED": 7,
+    "RESOURCE_EXHAUSTED": 8,
+    "FAILED_PRECONDITION": 9,
+    "ABORTED": 10,
+    "OUT_OF_RANGE": 11,
+    "UNIMPLEMENTED": 12,
+    "INTERNAL": 13,
+    "UNAVAILABLE": 14,
+    "DATA_LOSS": 15,
+    "UNAUTHENTICATED": 16,
+}
+"""google.rpc.Code: canonical status name -> gRPC code number."""
+
+_GOOGLE_STATUSES: dict[int, str] = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def google_status(status: int) -> str:
+    """The canonical status name (``error.status``) Google APIs answer with an HTTP status."""
+    known = _GOOGLE_STATUSES.get(status)
+    if known is not None:
+        return known
+    return "INTERNAL" if status >= 500 else "INVALID_ARGUMENT"
+
+
+def grpc_code(status: int) -> int:
+    """The gRPC code (``google.rpc.Status.code``) for an HTTP status, e.g. 429 -> 8."""
+    return GRPC_CODES[google_status(status)]
+
+
 @dataclass(frozen=True)
 class BatchOutcome:
     """How batches created from now on end (see ``FakeProviderServer.set_batch_outcome``)."""

@@ -14,6 +14,7 @@ class StoredFile:
     data: bytes
     created_at: int
     expires_at: int | None = None
+    mime_type: str | None = None
 
     @property
     def size(self) -> int:

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from batchling.testing.context import ServerContext
 from batchling.testing.faults import BatchOutcome, find_failure_marker
@@ -138,6 +138,8 @@ class BatchRecord:
     failed_count: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    provider: Literal["openai"] = "openai"
+    sequence: int = 0  # server-wide creation order across providers
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property
@@ -332,7 +334,7 @@ class BatchRunner:
     ) -> str | None:
         if not lines:
             return None
-        _shuffle_away_from_input_order(lines, order)
+        shuffle_away_from_input_order(lines, order)
         created = _now()
         expires = (
             created + record.output_expires_after_seconds
@@ -351,7 +353,7 @@ class BatchRunner:
         return stored.id
 
 
-def _shuffle_away_from_input_order(lines: list[bytes], rng: random.Random) -> None:
+def shuffle_away_from_input_order(lines: list[bytes], rng: random.Random) -> None:
     """Deterministic shuffle that never leaves two or more lines in input order."""
     original = list(lines)
     rng.shuffle(lines)

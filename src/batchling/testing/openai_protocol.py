@@ -241,6 +241,7 @@ class OpenAIProtocol:
             ),
             model=model if isinstance(model, str) else None,
             expires_at=created + BATCH_WINDOW_SECONDS,
+            sequence=self._context.next_sequence(),
         )
         with self._lock:
             self._batches[record.id] = record

@@ -106,7 +106,7 @@ def chat_completion(body: Json, new_id: NewId, created: int) -> Json:
         completion_words = count_words(tool_call["function"]["arguments"])
     else:
         content = _chat_content(body, user_text)
-        content, finish_reason = _truncate(content, _chat_token_limit(body))
+        content, finish_reason = truncate_words(content, _chat_token_limit(body))
         message = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
         completion_words = count_words(content)
     completion_tokens = completion_words * choice_count
@@ -152,7 +152,7 @@ def chat_completion_chunks(body: Json, new_id: NewId, created: int) -> list[Json
         index = choice["index"]
         message = choice["message"]
         events.append(chunk([delta(index, {"role": "assistant", "content": "", "refusal": None})]))
-        for piece in _stream_pieces(message["content"] or ""):
+        for piece in stream_pieces(message["content"] or ""):
             events.append(chunk([delta(index, {"content": piece})]))
         for position, call in enumerate(message.get("tool_calls") or []):
             call_delta = {"index": position, **call}
@@ -278,7 +278,7 @@ def response(body: Json, new_id: NewId, created: int) -> Json:
         status, incomplete = "completed", None
     else:
         text = _response_text(text_config, user_text)
-        text, finish = _truncate(text, _int_or_none(body.get("max_output_tokens")))
+        text, finish = truncate_words(text, _int_or_none(body.get("max_output_tokens")))
         status = "incomplete" if finish == "length" else "completed"
         incomplete = {"reason": "max_output_tokens"} if finish == "length" else None
         output = [
@@ -430,7 +430,7 @@ def completion(body: Json, new_id: NewId, created: int) -> Json:
     choices: list[Json] = []
     completion_tokens = 0
     for prompt in prompts:
-        text, finish_reason = _truncate("echo: " + prompt, limit)
+        text, finish_reason = truncate_words("echo: " + prompt, limit)
         completion_tokens += count_words(text) * choice_count
         for _ in range(choice_count):
             choices.append(
@@ -527,7 +527,7 @@ def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _truncate(text: str, limit: int | None) -> tuple[str, str]:
+def truncate_words(text: str, limit: int | None) -> tuple[str, str]:
     """Cut ``text`` to ``limit`` words; returns (text, finish_reason)."""
     if limit is None:
         return text, "stop"
@@ -537,7 +537,7 @@ def _truncate(text: str, limit: int | None) -> tuple[str, str]:
     return " ".join(words[:limit]), "length"
 
 
-def _stream_pieces(content: str) -> list[str]:
+def stream_pieces(content: str) -> list[str]:
     """Split content into word-sized deltas that concatenate back to ``content`` exactly."""
     pieces: list[str] = []
     current = ""
@@ -552,10 +552,15 @@ def _stream_pieces(content: str) -> list[str]:
 
 
 def _dump_instance(schema: Any, text: str) -> str:
+    return dump_instance(schema, text, "response_format")
+
+
+def dump_instance(schema: Any, text: str, param: str) -> str:
+    """JSON text of a minimal instance of ``schema`` (InvalidRequest naming ``param`` if bad)."""
     try:
         return json.dumps(minimal_instance(schema, text))
     except ValueError as exc:
-        raise InvalidRequest(f"Invalid schema: {exc}", param="response_format") from exc
+        raise InvalidRequest(f"Invalid schema: {exc}", param=param) from exc
 
 
 def _digest(text: str) -> str:

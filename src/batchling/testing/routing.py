@@ -14,6 +14,8 @@ ErrorResponder = Callable[[int, str, "str | None"], Response]
 """Builds a provider-shaped error response from (status, message, code)."""
 ArrivalHook = Callable[[Request], None]
 """Called for every request a route matches, before faults and handlers (for statistics)."""
+Guard = Callable[[Request], bool]
+"""Decides whether a route serves a request whose method and path it matches (see Router)."""
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -55,6 +57,7 @@ class Route:
     handler: Handler
     errors: ErrorResponder
     on_arrival: ArrivalHook | None = None
+    when: Guard | None = None
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,12 @@ class RouteMatch:
 
 
 class Router:
-    """Ordered route table; the first matching route wins."""
+    """Ordered route table; the first matching route wins.
+
+    A route added with a ``when`` guard serves only requests the guard accepts, and is tried
+    before every unguarded route: two providers may share a path (``GET /v1/batches/{id}`` is
+    both OpenAI's and Gemini's), and the guard tells their clients apart by their headers.
+    """
 
     def __init__(self) -> None:
         self._routes: list[Route] = []
@@ -76,15 +84,25 @@ class Router:
         errors: ErrorResponder,
         *,
         on_arrival: ArrivalHook | None = None,
+        when: Guard | None = None,
     ) -> None:
-        self._routes.append(Route(RouteTemplate(route), handler, errors, on_arrival))
+        self._routes.append(Route(RouteTemplate(route), handler, errors, on_arrival, when))
 
-    def find(self, method: str, path: str) -> RouteMatch | None:
-        for route in self._routes:
+    def find(self, method: str, path: str, request: Request | None = None) -> RouteMatch | None:
+        """The route serving this request; guarded routes need ``request`` to be considered."""
+        for route in self._ordered():
             params = route.template.match(method, path)
-            if params is not None:
-                return RouteMatch(route, params)
+            if params is None:
+                continue
+            if route.when is not None and (request is None or not route.when(request)):
+                continue
+            return RouteMatch(route, params)
         return None
+
+    def _ordered(self) -> list[Route]:
+        return [r for r in self._routes if r.when is not None] + [
+            r for r in self._routes if r.when is None
+        ]
 
     def path_is_known(self, path: str) -> bool:
         """True if some route serves this path with another method (for 405 answers)."""
@@ -92,7 +110,7 @@ class Router:
 
 
 class ProviderProtocol(Protocol):
-    """A provider emulation (OpenAI; later Anthropic, Gemini) that adds its routes to a Router."""
+    """A provider emulation (OpenAI, Anthropic, Gemini) that adds its routes to a Router."""
 
     def register(self, router: Router) -> None: ...
 

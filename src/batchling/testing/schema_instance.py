@@ -13,7 +13,8 @@ def minimal_instance(schema: Any, text: str) -> Any:
     Strings become ``text``, integers its word count, numbers that count as a float,
     booleans ``true``, arrays one item (or ``minItems`` items), objects all their
     properties; ``enum``/``const`` give their first value, ``anyOf``/``oneOf`` the first
-    non-null option; ``$ref`` is resolved against the root (``#/$defs/...``).
+    non-null option; ``$ref`` is resolved against the root (``#/$defs/...``). Type names
+    are case-insensitive, so Gemini's ``{"type": "OBJECT"}`` schemas work too.
     """
     return _Builder(schema, text).build(schema, 0)
 
@@ -112,10 +113,10 @@ class _Builder:
 def _schema_type(schema: dict[str, Any]) -> str | None:
     kind = schema.get("type")
     if isinstance(kind, list):
-        non_null = [k for k in kind if k != "null"]
-        return str(non_null[0]) if non_null else "null"
+        non_null = [str(k).lower() for k in kind if str(k).lower() != "null"]
+        return non_null[0] if non_null else "null"
     if isinstance(kind, str):
-        return kind
+        return kind.lower()  # Gemini's OpenAPI-style schemas spell types "OBJECT", "STRING", ...
     if "properties" in schema:
         return "object"
     if "items" in schema:

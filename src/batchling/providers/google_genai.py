@@ -1,0 +1,385 @@
+"""Gemini: `google.genai.Client(...).aio` calls through the Gemini Developer API's Batch Mode.
+
+Interception point: the SDK client's own `BaseApiClient.async_request(method, path,
+request_dict, http_options)`, which every async model call reaches with the exact wire body:
+`client.aio.models.generate_content`, chats, each automatic-function-calling round and each
+automatic continuation. batchling answers with the line's response as the `HttpResponse` the
+SDK expects, so the SDK's own response processing builds the `GenerateContentResponse`
+(`.text`, candidates, usage metadata, `.parsed` for a `response_schema`). A failed line raises
+`google.genai.errors.ClientError` / `ServerError` with the real HTTP code.
+
+Jobs are created inline (`models/{model}:batchGenerateContent`) with each request's id in its
+`metadata`; a job whose inline payload would exceed the provider's inline limit is sent as an
+uploaded JSONL file instead. Vertex AI clients, streaming and embeddings are passed through.
+Checked against google-genai 3.x (default API version `v1`; job names are `batches/<id>`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import json
+import re
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+from google.genai import errors, types
+from google.genai.files import AsyncFiles
+
+from batchling import backoff, stainless
+from batchling.hookspecs import hookimpl
+from batchling.provider import (
+    BatchLine,
+    BatchRequest,
+    BatchState,
+    BatchStatus,
+    LineResult,
+    NotBatchable,
+    Outcome,
+    PatchTarget,
+    Provider,
+    SubmittedBatch,
+)
+
+REQUEST_TARGET = PatchTarget("google.genai._api_client", "BaseApiClient.async_request")
+STREAM_TARGET = PatchTarget("google.genai._api_client", "BaseApiClient.async_request_streamed")
+
+ENDPOINT = "generateContent"
+ID_METADATA_KEY = "batchling_id"
+INLINE_LIMIT_BYTES = 20_000_000
+"""The Batch API refuses inline jobs above 20 MB; bigger jobs go as an uploaded file."""
+INLINE_MARGIN_BYTES = 64_000
+
+_MODEL_CALL = re.compile(r"^/?(?P<model>(?:models|tunedModels)/[^:?]+):(?P<method>[A-Za-z]+)")
+# Model methods that are no billed generation: passed through unreported.
+_FREE_METHODS = frozenset({"countTokens", "computeTokens"})
+
+_STATES: Mapping[str, BatchState] = {
+    "BATCH_STATE_SUCCEEDED": BatchState.COMPLETED,
+    "BATCH_STATE_FAILED": BatchState.FAILED,
+    "BATCH_STATE_CANCELLED": BatchState.CANCELLED,
+    "BATCH_STATE_EXPIRED": BatchState.EXPIRED,
+    "JOB_STATE_SUCCEEDED": BatchState.COMPLETED,
+    "JOB_STATE_FAILED": BatchState.FAILED,
+    "JOB_STATE_CANCELLED": BatchState.CANCELLED,
+    "JOB_STATE_EXPIRED": BatchState.EXPIRED,
+}
+
+# google.rpc.Code -> the HTTP status Google's real-time API answers with it.
+_GRPC_TO_HTTP: Mapping[int, int] = {
+    1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400, 10: 409,
+    11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401,
+}  # fmt: skip
+_HTTP_STATUS_NAMES: Mapping[int, str] = {
+    400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+    409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED", 500: "INTERNAL",
+    501: "NOT_IMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED",
+}  # fmt: skip
+_IRRELEVANT_HEADERS = frozenset({"user-agent", "x-goog-api-client", "content-type"})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Call:
+    model_path: str
+    """`models/<id>`, as the SDK addressed it."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Job:
+    api_client: Any
+    name: str
+    """`batches/<id>`."""
+    source: str
+    """`"inline"` or `"file"`."""
+    custom_ids: tuple[str, ...]
+    """Input order: inline responses come back in it."""
+
+
+class _CorruptDownloadError(Exception):
+    """A results file line did not parse: the file is fetched again."""
+
+
+def _http_status(code: object) -> int:
+    """An HTTP status from a per-request error code (gRPC code, or already HTTP)."""
+    value = int(code) if isinstance(code, int | str) and str(code).isdigit() else 13
+    return value if value >= 100 else _GRPC_TO_HTTP.get(value, 500)
+
+
+def _identity_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    return sorted(
+        (key.lower(), value)
+        for key, value in headers.items()
+        if key.lower() not in _IRRELEVANT_HEADERS
+    )
+
+
+class GoogleGenAIProvider:
+    """Batches `google-genai` async model calls through the Gemini Batch API."""
+
+    name = "gemini"
+    targets: Sequence[PatchTarget] = (REQUEST_TARGET, STREAM_TARGET)
+    max_requests_per_batch = 100_000
+    max_bytes_per_batch = 2_000_000_000
+
+    async def to_request(
+        self, target: PatchTarget, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> BatchRequest | NotBatchable | None:
+        method, path, request_dict, http_options = _arguments(args, kwargs)
+        match = _MODEL_CALL.match(path)
+        if str(method).lower() != "post" or match is None:
+            return None  # files, batches, caches, listings...
+        model_method = match.group("method")
+        if model_method in _FREE_METHODS:
+            return None
+        if target == STREAM_TARGET or model_method == "streamGenerateContent":
+            return NotBatchable(
+                "streaming",
+                "A streamed response (generate_content_stream) cannot come from a Batch API.",
+            )
+        if model_method != ENDPOINT:
+            return NotBatchable(
+                f"method {model_method}",
+                f"batchling batches Gemini generateContent calls, not {model_method} "
+                "(embeddings and media generation are sent in real time for now).",
+            )
+        if instance.vertexai:
+            return NotBatchable(
+                "vertex ai",
+                "Vertex AI batch prediction reads from Cloud Storage or BigQuery; batchling "
+                "batches Gemini Developer API clients only.",
+            )
+        if _has_routing_options(http_options):
+            return NotBatchable(
+                "per-call http_options",
+                "The call sets its own http_options (base URL, version or headers), which a "
+                "batch line cannot carry.",
+            )
+        # Build on a copy: the SDK's request builder deletes and merges keys in place.
+        body_copy = json.loads(json.dumps(request_dict))
+        http_request = instance._build_request(method, path, body_copy, None)
+        body: dict[str, Any] = http_request.data
+        raw = json.dumps(body, separators=(",", ":"))
+        prefix = http_request.url[: http_request.url.find(match.group("model"))]
+        model_path = match.group("model")
+        return BatchRequest(
+            provider=self.name,
+            client_key=stainless.digest(prefix, _identity_headers(http_request.headers)),
+            endpoint=ENDPOINT,
+            model=model_path.split("/", 1)[1],
+            body=body,
+            size_bytes=len(raw) + 80,
+            request_hash=stainless.digest(self.name, ENDPOINT, model_path, prefix, body),
+            client=instance,
+            call=_Call(model_path),
+        )
+
+    async def submit(
+        self, lines: Sequence[BatchLine], *, completion_window: str, submission_id: str
+    ) -> SubmittedBatch:
+        first = lines[0].request
+        api_client = first.client
+        model_path = first.call.model_path
+        inline = [
+            {"request": line.request.body, "metadata": {ID_METADATA_KEY: line.custom_id}}
+            for line in lines
+        ]
+        payload = json.dumps(inline, separators=(",", ":")).encode()
+        if len(payload) + INLINE_MARGIN_BYTES <= INLINE_LIMIT_BYTES:
+            source = "inline"
+            input_config: dict[str, Any] = {"requests": {"requests": inline}}
+        else:
+            source = "file"
+            input_config = {"fileName": await self._upload(api_client, lines, submission_id)}
+        operation = await self._create(
+            api_client,
+            f"{model_path}:batchGenerateContent",
+            {"batch": {"displayName": submission_id, "inputConfig": input_config}},
+            submission_id,
+        )
+        return SubmittedBatch(
+            provider=self.name,
+            batch_id=operation["name"],
+            endpoint=first.endpoint,
+            model=first.model,
+            size=len(lines),
+            handle=_Job(
+                api_client, operation["name"], source, tuple(line.custom_id for line in lines)
+            ),
+        )
+
+    async def _upload(self, api_client: Any, lines: Sequence[BatchLine], name: str) -> str:
+        data = b"".join(
+            json.dumps({"key": line.custom_id, "request": line.request.body}).encode() + b"\n"
+            for line in lines
+        )
+        uploaded = await AsyncFiles(api_client).upload(
+            file=io.BytesIO(data),
+            config={"mime_type": "application/jsonl", "display_name": name},
+        )
+        return str(uploaded.name)
+
+    async def _create(
+        self, api_client: Any, path: str, body: dict[str, Any], submission_id: str
+    ) -> dict[str, Any]:
+        # The SDK's own retries (if configured) could create a second paid job after a create
+        # that failed ambiguously; batchling calls once per attempt and, after a transient
+        # failure, adopts the job carrying its submission id as display name, if one exists.
+        delays = backoff.delays(1.0, cap=30.0)
+        attempts = 6
+        for attempt in range(attempts):
+            try:
+                response = await api_client.async_request("post", path, body, None)
+                return dict(json.loads(response.body))
+            except Exception as exc:
+                if attempt == attempts - 1 or not self.is_transient(exc):
+                    raise
+            await asyncio.sleep(next(delays))
+            existing = await self._find_submission(api_client, submission_id)
+            if existing is not None:
+                return existing
+        raise AssertionError("unreachable")
+
+    async def _find_submission(self, api_client: Any, submission_id: str) -> dict[str, Any] | None:
+        try:
+            response = await api_client.async_request("get", "batches?pageSize=50", {}, None)
+        except Exception as exc:
+            if self.is_transient(exc):
+                return None
+            raise
+        for operation in json.loads(response.body or "{}").get("operations", []):
+            if (operation.get("metadata") or {}).get("displayName") == submission_id:
+                return dict(operation)
+        return None
+
+    async def poll(self, batch: SubmittedBatch) -> BatchStatus:
+        job: _Job = batch.handle
+        response = await job.api_client.async_request("get", job.name, {}, None)
+        operation = json.loads(response.body or "{}")
+        metadata = operation.get("metadata") or {}
+        state_name = str(metadata.get("state") or "BATCH_STATE_PENDING")
+        stats = metadata.get("batchStats") or {}
+        error = operation.get("error") or {}
+        return BatchStatus(
+            state=_STATES.get(state_name, BatchState.RUNNING),
+            provider_status=state_name.removeprefix("BATCH_STATE_").lower(),
+            total=int(stats.get("requestCount") or batch.size),
+            completed=int(stats.get("successfulRequestCount") or 0),
+            failed=int(stats.get("failedRequestCount") or 0),
+            message=error.get("message"),
+            handle=metadata.get("output") or operation.get("response") or {},
+        )
+
+    async def results(
+        self, batch: SubmittedBatch, status: BatchStatus
+    ) -> AsyncIterator[LineResult]:
+        job: _Job = batch.handle
+        output: Mapping[str, Any] = status.handle or {}
+        responses_file = output.get("responsesFile")
+        if responses_file:
+            data = await AsyncFiles(job.api_client).download(file=str(responses_file))
+            parsed = [_decode_file_line(raw) for raw in bytes(data).splitlines() if raw.strip()]
+        else:
+            inlined = (output.get("inlinedResponses") or {}).get("inlinedResponses") or []
+            parsed = [
+                _decode_inline(item, job.custom_ids[index] if index < len(job.custom_ids) else "")
+                for index, item in enumerate(inlined)
+            ]
+        for result in parsed:
+            yield result
+
+    async def to_response(self, request: BatchRequest, result: LineResult) -> Any:
+        status_code = result.status_code or 500
+        if status_code >= 400:
+            errors.APIError.raise_error(status_code, result.body, None)
+        return types.HttpResponse(headers={}, body=json.dumps(result.body))
+
+    async def cancel(self, batch: SubmittedBatch) -> None:
+        job: _Job = batch.handle
+        await job.api_client.async_request("post", f"{job.name}:cancel", {}, None)
+
+    def hook(
+        self,
+        target: PatchTarget,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """The Gemini provider wraps no hook targets."""
+        return wrapped(*args, **kwargs)
+
+    def is_transient(self, error: BaseException) -> bool:
+        if isinstance(error, _CorruptDownloadError):
+            return True
+        if isinstance(error, errors.APIError):
+            return stainless.is_transient_status(int(error.code or 0))
+        # The SDK's HTTP layer (httpx2, httpx or aiohttp) raises its own connection errors.
+        return isinstance(error, ConnectionError | TimeoutError) or type(error).__name__ in {
+            "ConnectError", "ReadTimeout", "ConnectTimeout", "RemoteProtocolError", "ReadError",
+            "WriteError", "PoolTimeout", "ClientConnectionError", "ServerDisconnectedError",
+        }  # fmt: skip
+
+
+def _arguments(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[str, str, dict[str, Any], Any]:
+    names = ("http_method", "path", "request_dict", "http_options")
+    values = list(args[:4])
+    for name in names[len(values) :]:
+        values.append(kwargs.get(name))
+    return str(values[0]), str(values[1]), values[2] or {}, values[3]
+
+
+def _has_routing_options(http_options: Any) -> bool:
+    """Whether per-call http_options change where or how the request is sent."""
+    if not http_options:
+        return False
+    options = (
+        http_options.model_dump(exclude_none=True)
+        if isinstance(http_options, types.HttpOptions)
+        else {key: value for key, value in dict(http_options).items() if value is not None}
+    )
+    return bool(set(options) - {"timeout", "retry_options"})
+
+
+def _error_result(custom_id: str, error: Mapping[str, Any]) -> LineResult:
+    status_code = _http_status(error.get("code"))
+    message = str(error.get("message") or "The batch returned an error for this request.")
+    body = {
+        "error": {
+            "code": status_code,
+            "message": message,
+            "status": _HTTP_STATUS_NAMES.get(status_code, "UNKNOWN"),
+            "details": error.get("details") or [],
+        }
+    }
+    return LineResult(custom_id, Outcome.ERRORED, status_code=status_code, body=body,
+                      message=message)  # fmt: skip
+
+
+def _decode_inline(item: Mapping[str, Any], custom_id_by_order: str) -> LineResult:
+    # Inline responses come back in input order; the id in the metadata is checked first.
+    custom_id = str((item.get("metadata") or {}).get(ID_METADATA_KEY) or custom_id_by_order)
+    if item.get("error"):
+        return _error_result(custom_id, item["error"])
+    return LineResult(custom_id, Outcome.SUCCEEDED, status_code=200, body=item.get("response"))
+
+
+def _decode_file_line(raw: bytes) -> LineResult:
+    try:
+        line = json.loads(raw)
+        custom_id = str(line["key"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _CorruptDownloadError(f"unreadable result line: {raw[:200]!r}") from exc
+    error = line.get("error") or line.get("status")
+    if error and not line.get("response"):
+        return _error_result(custom_id, error)
+    return LineResult(custom_id, Outcome.SUCCEEDED, status_code=200, body=line.get("response"))
+
+
+@hookimpl
+def batchling_register_providers(register: Any) -> None:
+    """Register the built-in Gemini provider."""
+    provider: Provider = GoogleGenAIProvider()
+    register(provider)
