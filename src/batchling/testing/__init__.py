@@ -1,23 +1,31 @@
-"""Offline fake provider server for batchling's tests and demos.
+"""Offline fake provider server (OpenAI, Anthropic, Gemini) for batchling's tests and demos.
 
 >>> from batchling.testing import FakeProviderServer
 >>> with FakeProviderServer() as server:  # doctest: +SKIP
 ...     client = AsyncOpenAI(base_url=server.openai_base_url, api_key="anything")
+...     claude = AsyncAnthropic(base_url=server.anthropic_base_url, api_key="anything")
 """
 
 from __future__ import annotations
 
+from batchling.testing.anthropic_batches import AnthropicBatchRecord
 from batchling.testing.faults import BatchOutcome, BatchOutcomeName, FaultPlan, InjectedFault
+from batchling.testing.gemini_batches import GeminiBatchRecord
 from batchling.testing.openai_batches import BatchRecord
-from batchling.testing.server import FakeProviderServer
-from batchling.testing.stats import FakeServerStats
+from batchling.testing.server import AnyBatchRecord, FakeProviderServer
+from batchling.testing.stats import FakeServerStats, ProviderName, ProviderStats
 
 __all__ = [
+    "AnthropicBatchRecord",
+    "AnyBatchRecord",
     "BatchOutcome",
     "BatchOutcomeName",
     "BatchRecord",
     "FakeProviderServer",
     "FakeServerStats",
     "FaultPlan",
+    "GeminiBatchRecord",
     "InjectedFault",
+    "ProviderName",
+    "ProviderStats",
 ]

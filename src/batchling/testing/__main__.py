@@ -20,7 +20,9 @@ def main(argv: list[str] | None = None) -> None:
         batch_delay_seconds=args.batch_delay, port=args.port, host=args.host
     ) as server:
         print(f"Fake provider server on {server.url}")
-        print(f"  OPENAI_BASE_URL={server.openai_base_url}", flush=True)
+        print(f"  OPENAI_BASE_URL={server.openai_base_url}")
+        print(f"  ANTHROPIC_BASE_URL={server.anthropic_base_url}")
+        print(f"  GOOGLE_GEMINI_BASE_URL={server.gemini_base_url}", flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:

@@ -13,41 +13,73 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from batchling.testing.anthropic_batches import AnthropicBatchRecord
+from batchling.testing.anthropic_protocol import AnthropicProtocol, looks_like_anthropic
 from batchling.testing.context import ServerContext
 from batchling.testing.faults import BatchOutcomeName
+from batchling.testing.gemini_batches import GeminiBatchRecord
+from batchling.testing.gemini_protocol import (
+    DEFAULT_INLINE_LIMIT_BYTES,
+    GeminiProtocol,
+    looks_like_gemini,
+)
 from batchling.testing.http_types import DropConnection, Request, Response
 from batchling.testing.openai_batches import BatchRecord
 from batchling.testing.openai_protocol import OpenAIProtocol
-from batchling.testing.routing import ProviderProtocol, Router
+from batchling.testing.routing import ErrorResponder, ProviderProtocol, Router
 from batchling.testing.stats import FakeServerStats
 
 logger = logging.getLogger(__name__)
 
 _POLL_INTERVAL_SECONDS = 0.05
+AnyBatchRecord = BatchRecord | AnthropicBatchRecord | GeminiBatchRecord
+"""A batch of any provider; ``.provider`` says which (``openai``, ``anthropic``, ``gemini``)."""
 _JOIN_TIMEOUT_SECONDS = 5.0
 
 
 class FakeProviderServer:
-    """An offline stand-in for provider APIs (OpenAI today), for tests and demos.
+    """An offline stand-in for the OpenAI, Anthropic and Gemini APIs, for tests and demos.
 
     Usable from sync and async code alike::
 
         with FakeProviderServer() as server:
-            client = AsyncOpenAI(base_url=server.openai_base_url, api_key="anything")
+            openai_client = AsyncOpenAI(base_url=server.openai_base_url, api_key="k")
+            anthropic_client = AsyncAnthropic(base_url=server.anthropic_base_url, api_key="k")
+            gemini_client = genai.Client(
+                api_key="k", http_options=types.HttpOptions(base_url=server.gemini_base_url)
+            )
+
+    ``gemini_inline_limit_bytes``: a Gemini inline batch create whose request body is larger
+    answers 400 ``INVALID_ARGUMENT`` (the real limit is about 20 MB), so clients must upload
+    a JSONL file instead.
     """
 
     def __init__(
-        self, *, batch_delay_seconds: float = 0.0, port: int = 0, host: str = "127.0.0.1"
+        self,
+        *,
+        batch_delay_seconds: float = 0.0,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        gemini_inline_limit_bytes: int = DEFAULT_INLINE_LIMIT_BYTES,
     ) -> None:
         if batch_delay_seconds < 0:
             raise ValueError("batch_delay_seconds must be >= 0")
+        if gemini_inline_limit_bytes < 1:
+            raise ValueError("gemini_inline_limit_bytes must be >= 1")
         self._host = host
         self._requested_port = port
         self._context = ServerContext()
         self._router = Router()
         self._openai = OpenAIProtocol(self._context, batch_delay_seconds=batch_delay_seconds)
-        self._fallback_errors = self._openai.error_response
+        self._anthropic = AnthropicProtocol(self._context, batch_delay_seconds=batch_delay_seconds)
+        self._gemini = GeminiProtocol(
+            self._context,
+            batch_delay_seconds=batch_delay_seconds,
+            inline_limit_bytes=gemini_inline_limit_bytes,
+        )
         self.register_protocol(self._openai)
+        self.register_protocol(self._anthropic)
+        self.register_protocol(self._gemini)
         self._lifecycle = threading.Lock()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -130,6 +162,16 @@ class FakeProviderServer:
     def openai_base_url(self) -> str:
         return f"{self.url}/v1"
 
+    @property
+    def anthropic_base_url(self) -> str:
+        """For ``AsyncAnthropic(base_url=...)`` (its paths carry ``/v1`` themselves)."""
+        return self.url
+
+    @property
+    def gemini_base_url(self) -> str:
+        """For ``types.HttpOptions(base_url=...)`` (the SDK adds ``/v1/`` or ``/v1beta/``)."""
+        return self.url
+
     # ------------------------------------------------------------------ observation
 
     @property
@@ -137,18 +179,35 @@ class FakeProviderServer:
         return self._context.stats
 
     @property
-    def batches(self) -> list[BatchRecord]:
-        """OpenAI batch records in creation order (statuses brought up to date)."""
-        return self._openai.batches()
+    def batches(self) -> list[AnyBatchRecord]:
+        """Batch records of every provider in creation order (statuses brought up to date).
+
+        ``.provider`` tells them apart; ``.status`` is the provider's own status value
+        (OpenAI ``status``, Anthropic ``processing_status``, Gemini ``BATCH_STATE_*``).
+        Deleted Anthropic/Gemini batches stay here with ``.deleted`` set.
+        """
+        records: list[AnyBatchRecord] = [
+            *self._openai.batches(),
+            *self._anthropic.batches(),
+            *self._gemini.batches(),
+        ]
+        return sorted(records, key=lambda record: record.sequence)
 
     @property
     def received_bodies(self) -> list[Any]:
-        """Every request body from batch lines and real-time calls, in arrival order."""
+        """Every request body from batch lines and real-time calls, in arrival order.
+
+        OpenAI batch lines contribute their ``body``, Anthropic batch requests their
+        ``params`` and Gemini batch requests their ``request``.
+        """
         return self._context.bodies.snapshot()
 
     def file_content(self, file_id: str) -> bytes:
-        """Bytes of an uploaded or generated file (KeyError if unknown)."""
-        stored = self._context.files.get(file_id)
+        """Bytes of an uploaded or generated file: OpenAI ``file-...`` or Gemini ``files/...``.
+
+        Raises KeyError if unknown.
+        """
+        stored = self._context.files.get(file_id) or self._gemini.files.store.get(file_id)
         if stored is None:
             raise KeyError(file_id)
         return stored.data
@@ -164,13 +223,23 @@ class FakeProviderServer:
     def set_batch_outcome(
         self, outcome: BatchOutcomeName, *, completed_fraction: float = 0.0
     ) -> None:
-        """How batches created from now on end.
+        """How batches created from now on end (every provider).
+
+        OpenAI:
 
         - ``"completed"`` (default): every line is answered (marker lines go to the error file).
         - ``"failed"``: ``validating`` -> ``failed`` with an ``injected_failure`` error, no files.
         - ``"expired"`` / ``"cancelled"``: the first ``completed_fraction`` of the lines (input
           order, rounded down) are answered; the rest go to the error file with
           ``"response": null`` and error code ``batch_expired`` / ``batch_cancelled``.
+
+        Anthropic (the batch always ends as ``ended``): ``"expired"`` / ``"cancelled"`` answer
+        the first ``completed_fraction`` of the requests and give the rest ``expired`` /
+        ``canceled`` results; ``"failed"`` makes every result ``errored`` with an ``api_error``.
+
+        Gemini: ``"failed"`` -> ``BATCH_STATE_FAILED`` with an operation ``error`` and no
+        output; ``"expired"`` -> ``BATCH_STATE_EXPIRED`` with no output; ``"cancelled"`` ->
+        ``BATCH_STATE_CANCELLED`` with only the first ``completed_fraction`` of the responses.
 
         ``completed_fraction`` also decides how many lines a client-side cancel answers.
         """
@@ -214,13 +283,12 @@ class FakeProviderServer:
 
     def _dispatch(self, request: Request) -> Response | DropConnection:
         self._context.stats.record_request(request.method, request.path)
-        found = self._router.find(request.method, request.path)
+        found = self._router.find(request.method, request.path, request)
         if found is None:
+            errors = self._fallback_errors(request)
             if self._router.path_is_known(request.path):
-                return self._fallback_errors(405, f"Method {request.method} not allowed.", None)
-            return self._fallback_errors(
-                404, f"Unknown route {request.method} {request.path}.", None
-            )
+                return errors(405, f"Method {request.method} not allowed.", None)
+            return errors(404, f"Unknown route {request.method} {request.path}.", None)
         route = found.route
         if route.on_arrival is not None:
             route.on_arrival(request)
@@ -241,6 +309,14 @@ class FakeProviderServer:
         except Exception:
             logger.exception("fake provider server failed on %s %s", request.method, request.path)
             return route.errors(500, "The fake provider server failed on this request.", None)
+
+    def _fallback_errors(self, request: Request) -> ErrorResponder:
+        """The error shape of the provider whose client sent an unroutable request."""
+        if looks_like_anthropic(request):
+            return self._anthropic.error_response
+        if looks_like_gemini(request):
+            return self._gemini.error_response
+        return self._openai.error_response
 
     def __repr__(self) -> str:
         where = self.url if self.running else "stopped"
