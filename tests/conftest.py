@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import anthropic
 import openai
 import pytest
+from google import genai
+from google.genai import types as genai_types
 
 from batchling import batchify
 from batchling.testing import FakeProviderServer
@@ -42,5 +45,33 @@ async def other_client(fake_server: FakeProviderServer) -> AsyncIterator[openai.
         yield sdk_client
 
 
+@pytest.fixture
+async def anthropic_client(
+    fake_server: FakeProviderServer,
+) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    async with anthropic.AsyncAnthropic(
+        base_url=fake_server.anthropic_base_url, api_key="sk-ant-test"
+    ) as sdk_client:
+        yield sdk_client
+
+
+@pytest.fixture
+async def gemini_client(fake_server: FakeProviderServer) -> AsyncIterator[genai.Client]:
+    sdk_client = genai.Client(
+        api_key="gemini-test-key",
+        http_options=genai_types.HttpOptions(base_url=fake_server.gemini_base_url),
+    )
+    try:
+        yield sdk_client
+    finally:
+        await sdk_client.aio.aclose()
+        sdk_client.close()
+
+
 def pytest_report_header() -> str:
-    return f"openai {openai.__version__}"
+    from google.genai import version
+
+    return (
+        f"openai {openai.__version__}, anthropic {anthropic.__version__}, "
+        f"google-genai {version.__version__}"
+    )

@@ -340,6 +340,10 @@ def _has_routing_options(http_options: Any) -> bool:
         if isinstance(http_options, types.HttpOptions)
         else {key: value for key, value in dict(http_options).items() if value is not None}
     )
+    headers = options.pop("headers", None) or {}
+    # Chats and automatic function calling tag their calls through the user agent headers.
+    if any(key.lower() not in _IRRELEVANT_HEADERS for key in headers):
+        return True
     return bool(set(options) - {"timeout", "retry_options"})
 
 

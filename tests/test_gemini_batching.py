@@ -1,0 +1,171 @@
+"""The real `google-genai` SDK inside `batchify()`, against the bundled fake provider server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pydantic
+import pytest
+from google import genai
+from google.genai import errors, types
+
+import batchling
+from batchling.testing import FakeProviderServer
+from tests.conftest import fast_batchify
+
+MODEL = "gemini-2.5-flash"
+
+
+def ask(client: genai.Client, text: str, model: str = MODEL):  # type: ignore[no-untyped-def]
+    return client.aio.models.generate_content(model=model, contents=text)
+
+
+async def test_200_concurrent_calls_make_one_batch_and_no_realtime_call(
+    gemini_client: genai.Client, fake_server: FakeProviderServer
+) -> None:
+    tasks = [ask(gemini_client, f"product {i}") for i in range(200)]
+    async with fast_batchify():
+        replies = await asyncio.gather(*tasks)
+    stats = fake_server.stats.provider("gemini")
+    assert stats.batches_created == 1
+    assert stats.lines_per_batch == [200]
+    assert fake_server.stats.realtime_calls == 0
+    for i, reply in enumerate(replies):
+        assert type(reply) is types.GenerateContentResponse
+        assert reply.text == f"echo: product {i}"
+        assert reply.usage_metadata is not None
+        assert reply.usage_metadata.total_token_count
+
+
+async def test_batched_response_equals_realtime_response_apart_from_ids(
+    gemini_client: genai.Client, fake_server: FakeProviderServer
+) -> None:
+    live = await ask(gemini_client, "same")
+    async with fast_batchify():
+        batched = await ask(gemini_client, "same")
+    ignored = {"response_id", "sdk_http_response", "create_time"}
+    assert batched.model_dump(exclude=ignored) == live.model_dump(exclude=ignored)
+
+
+class ProductCopy(pydantic.BaseModel):
+    title: str
+    word_count: int
+
+
+async def test_every_parameter_reaches_the_batch_request_as_in_real_time(
+    gemini_client: genai.Client, fake_server: FakeProviderServer
+) -> None:
+    config = types.GenerateContentConfig(
+        system_instruction="You write product copy.",
+        temperature=0.3,
+        top_p=0.9,
+        top_k=20,
+        max_output_tokens=99,
+        stop_sequences=["END"],
+        seed=7,
+        safety_settings=[
+            types.SafetySetting(
+                category=types.HarmCategory.HARM_CATEGORY_HARASSMENT,
+                threshold=types.HarmBlockThreshold.BLOCK_ONLY_HIGH,
+            )
+        ],
+        tools=[
+            types.Tool(
+                function_declarations=[
+                    types.FunctionDeclaration(name="lookup", description="Look a product up")
+                ]
+            )
+        ],
+        tool_config=types.ToolConfig(
+            function_calling_config=types.FunctionCallingConfig(
+                mode=types.FunctionCallingConfigMode.NONE
+            )
+        ),
+        response_mime_type="application/json",
+        response_schema=ProductCopy,
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+    )
+    live = await gemini_client.aio.models.generate_content(
+        model=MODEL, contents="a red chair", config=config
+    )
+    live_body = fake_server.received_bodies[-1]
+    async with fast_batchify():
+        reply = await gemini_client.aio.models.generate_content(
+            model=MODEL, contents="a red chair", config=config
+        )
+    line = fake_server.batches[0].lines[0]
+    assert line["request"] == live_body
+    assert "systemInstruction" in line["request"]
+    assert line["request"]["generationConfig"]["temperature"] == 0.3
+    assert isinstance(reply.parsed, ProductCopy)
+    assert reply.parsed == live.parsed
+
+
+async def test_failed_line_raises_client_error_with_the_real_code_in_that_caller_only(
+    gemini_client: genai.Client, fake_server: FakeProviderServer
+) -> None:
+    async with fast_batchify():
+        ok, bad, broken = await asyncio.gather(
+            ask(gemini_client, "fine"),
+            ask(gemini_client, "bad [[fail:400]]"),
+            ask(gemini_client, "down [[fail:503]]"),
+            return_exceptions=True,
+        )
+    assert isinstance(ok, types.GenerateContentResponse)
+    assert type(bad) is errors.ClientError
+    assert bad.code == 400
+    assert type(broken) is errors.ServerError
+    assert broken.code == 503
+    assert fake_server.stats.realtime_calls == 0
+
+
+async def test_job_too_large_for_inline_goes_through_an_uploaded_file(
+    gemini_client: genai.Client, fake_server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batchling.providers import google_genai
+
+    monkeypatch.setattr(google_genai, "INLINE_LIMIT_BYTES", 2_000)
+    monkeypatch.setattr(google_genai, "INLINE_MARGIN_BYTES", 0)
+    async with fast_batchify():
+        replies = await asyncio.gather(*(ask(gemini_client, f"item {i} " * 5) for i in range(30)))
+    batch = fake_server.batches[0]
+    assert batch.source == "file"
+    assert fake_server.stats.provider("gemini").files_uploaded == 1
+    for i, reply in enumerate(replies):
+        assert reply.text is not None
+        assert reply.text.startswith(f"echo: item {i} item {i}")
+    assert fake_server.stats.realtime_calls == 0
+
+
+async def test_failed_batch_raises_batch_failed_error(
+    gemini_client: genai.Client, fake_server: FakeProviderServer
+) -> None:
+    fake_server.set_batch_outcome("failed")
+    async with fast_batchify():
+        with pytest.raises(batchling.BatchFailedError):
+            await ask(gemini_client, "doomed")
+
+
+async def test_streaming_passes_through_with_a_warning(
+    gemini_client: genai.Client, fake_server: FakeProviderServer
+) -> None:
+    async with fast_batchify() as ctx:
+        with pytest.warns(batchling.NotBatchedWarning, match="stream"):
+            chunks = [
+                chunk
+                async for chunk in await gemini_client.aio.models.generate_content_stream(
+                    model=MODEL, contents="stream"
+                )
+            ]
+    assert "".join(chunk.text or "" for chunk in chunks) == "echo: stream"
+    assert ctx.report.passed_through == {"streaming": 1}
+
+
+async def test_chat_send_message_is_batched(
+    gemini_client: genai.Client, fake_server: FakeProviderServer
+) -> None:
+    chat = gemini_client.aio.chats.create(model=MODEL)
+    async with fast_batchify():
+        reply = await chat.send_message("hello chat")
+    assert reply.text == "echo: hello chat"
+    assert fake_server.stats.provider("gemini").batches_created == 1
