@@ -23,6 +23,14 @@ def fast_batchify(**overrides: Any) -> Any:
     return batchify(**{**FAST, **overrides})
 
 
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Every test gets its own empty journal: nothing leaks between tests or into ~/.cache."""
+    directory = tmp_path / "batchling-cache"
+    monkeypatch.setenv("BATCHLING_CACHE_DIR", str(directory))
+    return directory
+
+
 @pytest.fixture
 def fake_server() -> Iterator[FakeProviderServer]:
     with FakeProviderServer() as server:

@@ -136,7 +136,7 @@ async def test_expired_and_canceled_lines_raise_batchling_errors(
     anthropic_client: anthropic.AsyncAnthropic, fake_server: FakeProviderServer
 ) -> None:
     fake_server.set_batch_outcome("expired", completed_fraction=0.5)
-    async with fast_batchify():
+    async with fast_batchify(resubmit_expired=0):
         results = await asyncio.gather(
             *(ask(anthropic_client, f"q{i}") for i in range(4)), return_exceptions=True
         )

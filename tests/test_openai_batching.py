@@ -337,7 +337,7 @@ async def test_expired_batch_raises_batchling_error_in_unfinished_callers_and_ke
     client: openai.AsyncOpenAI, fake_server: FakeProviderServer
 ) -> None:
     fake_server.set_batch_outcome("expired", completed_fraction=0.5)
-    async with fast_batchify():
+    async with fast_batchify(resubmit_expired=0):
         results = await asyncio.gather(
             *(ask(client, f"q{i}") for i in range(10)), return_exceptions=True
         )

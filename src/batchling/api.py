@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime
 import logging
 import os
 import re
+import time
 import warnings
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from batchling import patching
-from batchling.errors import NotBatchableError, NotBatchedWarning
+from batchling import journal, patching
+from batchling.errors import DeadlineReachedError, NotBatchableError, NotBatchedWarning
+from batchling.journal import Journal
 from batchling.plugins import get_providers
 from batchling.provider import BatchRequest, NotBatchable, PatchTarget, Provider
 from batchling.report import RunReport
@@ -40,6 +44,9 @@ def batchify(
     cache: bool | str | os.PathLike[str] = True,
     strict: bool = False,
     progress: bool | None = None,
+    deadline: float | datetime.timedelta | datetime.datetime | None = None,
+    cancel_on_exit: bool = False,
+    resubmit_expired: int = 1,
 ) -> Batchify:
     """Send the provider SDK calls made inside the block through the providers' Batch APIs.
 
@@ -66,12 +73,24 @@ def batchify(
         completion_window: The job's completion window as the provider names it (OpenAI
             accepts only `"24h"`).
         dry_run: Not available yet; `True` raises `NotImplementedError`.
-        cache: The on-disk journal that prevents paying twice is not available yet; any value
-            is accepted and nothing is written.
+        cache: The journal that makes re-runs free and crashes safe. `True` keeps it in the
+            user cache directory (or `$BATCHLING_CACHE_DIR`), a path keeps it in that
+            directory, `False` turns it off. With it, a request a previous run already sent is
+            never paid for again: its stored result is returned at once, or its still running
+            job is followed.
         strict: Raise `batchling.NotBatchableError` for a call that cannot be batched instead of
             sending it in real time.
         progress: Not available yet; `None` and `False` show nothing but log lines (logger
             `"batchling"`), `True` raises `NotImplementedError`.
+        deadline: When results are needed at the latest: seconds after entering the block, a
+            `timedelta`, or an aware `datetime`. Requests not answered by then are sent to the
+            real-time endpoint at full price (reported as passed through, kind
+            `"deadline"`), and their jobs are cancelled. Lines a job finishes between the
+            cancel and its end may still be billed.
+        cancel_on_exit: When the block ends with an error or Ctrl-C, cancel the jobs still
+            running instead of leaving them to finish (a re-run picks finished ones up).
+        resubmit_expired: How many times requests left unfinished by an expired job are sent
+            again in a new job (their finished neighbours are kept). `0` turns this off.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -83,6 +102,16 @@ def batchify(
         raise ValueError(
             f"completion_window must look like '24h' or '7d', got {completion_window!r}"
         )
+    if isinstance(resubmit_expired, bool) or not isinstance(resubmit_expired, int):
+        raise ValueError(f"resubmit_expired must be an integer >= 0, got {resubmit_expired!r}")
+    if resubmit_expired < 0:
+        raise ValueError(f"resubmit_expired must be an integer >= 0, got {resubmit_expired!r}")
+    if deadline is not None and not isinstance(
+        deadline, int | float | datetime.timedelta | datetime.datetime
+    ):
+        raise ValueError(f"deadline must be seconds, a timedelta or a datetime, got {deadline!r}")
+    if isinstance(deadline, datetime.datetime) and deadline.tzinfo is None:
+        raise ValueError("deadline must be a timezone-aware datetime (e.g. with tzinfo=UTC)")
     if dry_run:
         raise NotImplementedError("batchify(dry_run=True) is not available yet.")
     if progress:
@@ -95,16 +124,28 @@ def batchify(
         batch_window_seconds=float(batch_window_seconds),
         poll_interval_seconds=float(poll_interval_seconds),
         completion_window=completion_window,
+        resubmit_expired=resubmit_expired,
+        cancel_on_exit=cancel_on_exit,
     )
-    return Batchify(settings, strict=strict)
+    return Batchify(settings, strict=strict, cache=cache, deadline=deadline)
 
 
 class Batchify:
     """The context manager `batchify()` returns; `report` counts what the block did."""
 
-    def __init__(self, settings: SchedulerSettings, *, strict: bool) -> None:
+    def __init__(
+        self,
+        settings: SchedulerSettings,
+        *,
+        strict: bool,
+        cache: bool | str | os.PathLike[str] = True,
+        deadline: float | datetime.timedelta | datetime.datetime | None = None,
+    ) -> None:
         self._settings = settings
         self._strict = strict
+        self._cache = cache
+        self._deadline = deadline
+        self._journal: Journal | None = None
         self.report = RunReport()
         self._scheduler: Scheduler | None = None
         self._token: Any = None
@@ -125,7 +166,10 @@ class Batchify:
         self._outstanding = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self._scheduler = Scheduler(self._settings, self.report)
+        path = journal.resolve_path(self._cache)
+        self._journal = journal.Journal(path) if path is not None else None
+        settings = dataclasses.replace(self._settings, deadline=_deadline_time(self._deadline))
+        self._scheduler = Scheduler(settings, self.report, self._journal)
         self._token = patching.activate(self)
         return self
 
@@ -155,14 +199,30 @@ class Batchify:
             else:
                 left = await scheduler.abandon()
                 if left:
-                    log.warning(
-                        "batchify() block ended with %s; batch jobs left running at the "
-                        "provider: %s",
-                        exc_type.__name__,
-                        ", ".join(f"{batch.provider}:{batch.batch_id}" for batch in left),
-                    )
+                    ids = ", ".join(f"{batch.provider}:{batch.batch_id}" for batch in left)
+                    if self._settings.cancel_on_exit:
+                        log.warning(
+                            "batchify() block ended with %s; asked the provider to cancel: %s",
+                            exc_type.__name__, ids,
+                        )  # fmt: skip
+                    elif self._journal is not None:
+                        log.warning(
+                            "batchify() block ended with %s; batch jobs left running and "
+                            "journaled (run again to collect their results, or `batchling "
+                            "batches cancel`): %s",
+                            exc_type.__name__, ids,
+                        )  # fmt: skip
+                    else:
+                        log.warning(
+                            "batchify() block ended with %s; batch jobs left running at the "
+                            "provider (cache=False: a re-run will not find them): %s",
+                            exc_type.__name__, ids,
+                        )  # fmt: skip
         finally:
             self._scheduler = None
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
 
     def __enter__(self) -> Batchify:
         raise TypeError(
@@ -229,7 +289,9 @@ class Batchify:
         if isinstance(request, NotBatchable):
             self._pass_through(provider, request)
             return await wrapped(*args, **kwargs)
-        return await self._await_result(scheduler, provider, request)
+        return await self._with_deadline_fallback(
+            scheduler, provider, request, wrapped, args, kwargs
+        )
 
     async def _await_result(
         self, scheduler: Scheduler, provider: Provider, request: BatchRequest
@@ -242,8 +304,32 @@ class Batchify:
             raise
         return await provider.to_response(request, result)
 
-    def _pass_through(self, provider: Provider, why: NotBatchable) -> None:
-        if self._strict:
+    async def _with_deadline_fallback(
+        self,
+        scheduler: Scheduler,
+        provider: Provider,
+        request: BatchRequest,
+        wrapped: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        try:
+            return await self._await_result(scheduler, provider, request)
+        except DeadlineReachedError:
+            self._pass_through(
+                provider,
+                NotBatchable(
+                    "deadline",
+                    "The batchify(deadline=...) passed before this request's batch finished.",
+                ),
+                refuse_under_strict=False,
+            )
+            return await wrapped(*args, **kwargs)
+
+    def _pass_through(
+        self, provider: Provider, why: NotBatchable, *, refuse_under_strict: bool = True
+    ) -> None:
+        if self._strict and refuse_under_strict:
             raise NotBatchableError(why.kind, why.reason)
         self.report.passed_through[why.kind] += 1
         if why.kind not in self._warned:
@@ -256,3 +342,16 @@ class Batchify:
                 ),
                 stacklevel=4,
             )
+
+
+def _deadline_time(
+    deadline: float | datetime.timedelta | datetime.datetime | None,
+) -> float | None:
+    """The deadline as Unix time, counting relative deadlines from now."""
+    if deadline is None:
+        return None
+    if isinstance(deadline, datetime.datetime):
+        return deadline.timestamp()
+    if isinstance(deadline, datetime.timedelta):
+        return time.time() + deadline.total_seconds()
+    return time.time() + float(deadline)

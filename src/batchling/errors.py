@@ -49,6 +49,10 @@ class BatchSubmissionAbandonedError(BatchlingError):
     """The `batchify()` block ended (by an error) before this request was submitted."""
 
 
+class DeadlineReachedError(BatchlingError):
+    """`batchify(deadline=...)` passed before this request's batch finished."""
+
+
 class PluginError(BatchlingError):
     """A third-party batchling plugin could not be loaded or registered."""
 

@@ -63,6 +63,8 @@ class BatchRequest:
     """Approximate size of this request's line in the batch input, to split by byte limits."""
     request_hash: str
     """Stable digest of (provider, endpoint, model, base URL, body); custom ids derive from it."""
+    base_url: str
+    """Where the request goes (journaled, to find the job again; no secret)."""
     client: Any = field(repr=False, compare=False)
     """The SDK client the call was made on: the batch is submitted and polled with it."""
     call: Any = field(default=None, repr=False, compare=False)
@@ -198,6 +200,48 @@ class Provider(Protocol):
 
     def is_transient(self, error: BaseException) -> bool:
         """Whether retrying the provider call that raised `error` may succeed."""
+        ...
+
+    def describe(self, batch: SubmittedBatch) -> Mapping[str, Any]:
+        """JSON-able facts `reattach` needs to follow the job again (journaled: no secrets)."""
+        ...
+
+    def reattach(
+        self,
+        batch_id: str,
+        info: Mapping[str, Any],
+        *,
+        client: Any,
+        template: BatchRequest | None,
+        custom_ids: Sequence[str],
+    ) -> SubmittedBatch:
+        """Follow a job created earlier (by this process or a previous run) with `client`.
+
+        `template` is a request of this run that belongs to the job's queue, when there is one
+        (it carries per-call settings such as headers); `custom_ids` are the job's lines in
+        submission order.
+        """
+        ...
+
+    async def find_submission(
+        self,
+        submission_id: str,
+        *,
+        client: Any,
+        template: BatchRequest | None,
+        size: int,
+        since: float,
+    ) -> str | None:
+        """The id of the job an interrupted submission created, if the provider has one.
+
+        Called when a previous run recorded `submission_id` but stopped before it learned the
+        job id; `size` is its line count and `since` when it was recorded (Unix time).
+        """
+        ...
+
+    def default_client(self, base_url: str) -> Any:
+        """A client built from the environment (API key variables) for `base_url`, for the
+        `batchling batches` commands."""
         ...
 
     def hook(

@@ -20,6 +20,10 @@ class RunReport:
     """Batched requests that ended in an error."""
     batch_ids: list[str] = dataclasses.field(default_factory=list)
     """Every batch job submitted, in submission order."""
+    from_journal: int = 0
+    """Requests answered from results a previous run stored: no provider call, no cost."""
+    resumed_batch_ids: list[str] = dataclasses.field(default_factory=list)
+    """Jobs an earlier run submitted that this block followed to their end."""
 
     @property
     def passed_through_total(self) -> int:

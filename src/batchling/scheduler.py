@@ -2,8 +2,14 @@
 
 One queue per (provider, client identity, endpoint, model). A queue is flushed when it holds
 `batch_size` requests (or the provider's request/byte limit), or `batch_window_seconds` after its
-first request. Each flush becomes one batch job, run by its own task: submit, poll with backoff,
-read every result, and resolve each caller's future by `custom_id`.
+first request. Each flush becomes one batch job, run by its own task: journal the intent, submit,
+journal the job id, poll with backoff, download every result, journal the results, and resolve
+each caller's future by `custom_id`.
+
+With a journal, a request the journal already knows is not submitted again: a stored result is
+served at once, a request in a job that is still running is attached to that job, and a request
+whose submission was interrupted before its job id was recorded is reconciled with the provider
+(the job found and followed) before anything is submitted anew.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ import collections
 import dataclasses
 import logging
 import secrets
-from collections.abc import Sequence
+import time
+from collections.abc import Coroutine
+from typing import Any
 
 from batchling import backoff
 from batchling.errors import (
@@ -22,8 +30,10 @@ from batchling.errors import (
     BatchFailedError,
     BatchJobError,
     BatchSubmissionAbandonedError,
+    DeadlineReachedError,
     MissingResultError,
 )
+from batchling.journal import Entry, Journal, Submission, SubmissionState
 from batchling.patching import suspended
 from batchling.provider import (
     BatchLine,
@@ -55,12 +65,19 @@ class SchedulerSettings:
     batch_window_seconds: float
     poll_interval_seconds: float
     completion_window: str
+    resubmit_expired: int = 1
+    """How many times lines left unfinished by an expired job are sent again in a new job."""
+    deadline: float | None = None
+    """Unix time after which unfinished requests go to the real-time endpoint."""
+    cancel_on_exit: bool = False
 
 
 @dataclasses.dataclass(slots=True)
 class _Entry:
     request: BatchRequest
     future: asyncio.Future[LineResult]
+    custom_id: str
+    resubmissions: int = 0
 
 
 @dataclasses.dataclass(slots=True)
@@ -71,35 +88,94 @@ class _Queue:
     timer: asyncio.TimerHandle | None = None
 
 
+@dataclasses.dataclass(slots=True)
+class _Attachment:
+    """Requests of this run waiting on a job an earlier run (or process) submitted."""
+
+    provider: Provider
+    submission: Submission
+    entries: dict[str, _Entry] = dataclasses.field(default_factory=dict)
+    closed: bool = False
+
+
+class _DeadlinePassedError(Exception):
+    """Internal: the deadline passed while a job was still running."""
+
+
 class Scheduler:
     """Owns the queues and batch-job tasks of one `batchify()` block."""
 
-    def __init__(self, settings: SchedulerSettings, report: RunReport) -> None:
+    def __init__(
+        self, settings: SchedulerSettings, report: RunReport, journal: Journal | None
+    ) -> None:
         self._settings = settings
         self._report = report
+        self._journal = journal
         self._loop = asyncio.get_running_loop()
         self._queues: dict[QueueKey, _Queue] = {}
         self._jobs: set[asyncio.Task[None]] = set()
         self._running: dict[str, SubmittedBatch] = {}
+        self._providers_of_running: dict[str, Provider] = {}
+        self._attachments: dict[str, _Attachment] = {}
+        self._occurrences: collections.Counter[str] = collections.Counter()
         self._closing = False
+        self._deadline_passed = False
+        self._deadline_timer: asyncio.TimerHandle | None = None
+        if settings.deadline is not None:
+            delay = max(0.0, settings.deadline - time.time())
+            self._deadline_timer = self._loop.call_later(delay, self._on_deadline)
 
     @property
     def running_batches(self) -> list[SubmittedBatch]:
-        """Batch jobs submitted and not yet finished."""
+        """Batch jobs submitted or followed and not yet finished."""
         return list(self._running.values())
+
+    # -- intake ----------------------------------------------------------------------------
 
     def enqueue(self, provider: Provider, request: BatchRequest) -> asyncio.Future[LineResult]:
         """Queue `request`; the future resolves with its line result or the batch's error."""
+        # custom_id = request digest + occurrence number in this run: stable across runs (so a
+        # re-run recognises its requests), unique even for identical requests, and within
+        # ^[A-Za-z0-9_-]{1,64}$, which every provider accepts.
+        digest = request.request_hash[:40]
+        custom_id = f"{digest}_{self._occurrences[digest]}"
+        self._occurrences[digest] += 1
+        entry = _Entry(request, self._loop.create_future(), custom_id)
+        if self._journal is not None:
+            known = self._journal.lookup(custom_id)
+            if known is not None and self._reuse(provider, entry, known):
+                return entry.future
+        if self._deadline_passed:
+            entry.future.set_exception(_deadline_error())
+            return entry.future
+        self._queue(provider, entry)
+        return entry.future
+
+    def _reuse(self, provider: Provider, entry: _Entry, known: Entry) -> bool:
+        """Serve `entry` from what the journal knows, if that saves submitting it again."""
+        if known.result is not None and _is_final(known.result):
+            self._report.from_journal += 1
+            entry.future.set_result(known.result)
+            return True
+        submission = known.submission
+        if known.result is None and submission.state in (
+            SubmissionState.RUNNING,
+            SubmissionState.SUBMITTING,
+        ):
+            self._attach(provider, submission, entry)
+            return True
+        return False
+
+    def _queue(self, provider: Provider, entry: _Entry) -> None:
+        request = entry.request
         key = request.queue_key
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = _Queue(provider)
-        max_bytes = provider.max_bytes_per_batch
-        if queue.entries and queue.size_bytes + request.size_bytes > max_bytes:
+        if queue.entries and queue.size_bytes + request.size_bytes > provider.max_bytes_per_batch:
             self._flush(key)
             queue = self._queues[key] = _Queue(provider)
-        future: asyncio.Future[LineResult] = self._loop.create_future()
-        queue.entries.append(_Entry(request, future))
+        queue.entries.append(entry)
         queue.size_bytes += request.size_bytes
         max_requests = min(self._settings.batch_size, provider.max_requests_per_batch)
         if len(queue.entries) >= max_requests:
@@ -109,7 +185,6 @@ class Scheduler:
             # flushed on the next loop turn, so that concurrent ones still share a job.
             window = 0.0 if self._closing else self._settings.batch_window_seconds
             queue.timer = self._loop.call_later(window, self._flush, key)
-        return future
 
     def _flush(self, key: QueueKey) -> None:
         queue = self._queues.pop(key, None)
@@ -117,7 +192,10 @@ class Scheduler:
             return
         if queue.timer is not None:
             queue.timer.cancel()
-        job = self._loop.create_task(self._run_job(queue.provider, queue.entries))
+        self._start(self._submit_and_follow(queue.provider, queue.entries))
+
+    def _start(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        job = self._loop.create_task(coroutine)
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
 
@@ -140,12 +218,15 @@ class Scheduler:
             self.flush_all()
             if self._jobs:
                 await asyncio.gather(*self._jobs, return_exceptions=True)
+        self._stop_deadline_timer()
 
     async def abandon(self) -> list[SubmittedBatch]:
-        """Stop without waiting: unsubmitted requests fail, running jobs are left at the provider.
+        """Stop without waiting: unsubmitted requests fail, running jobs are left at the provider
+        (and in the journal, so a re-run picks them up), or cancelled with `cancel_on_exit`.
 
-        Returns the jobs left running.
+        Returns the jobs left running (or asked to cancel).
         """
+        self._stop_deadline_timer()
         for queue in self._queues.values():
             if queue.timer is not None:
                 queue.timer.cancel()
@@ -163,62 +244,211 @@ class Scheduler:
             job.cancel()
         if self._jobs:
             await asyncio.gather(*self._jobs, return_exceptions=True)
+        if self._settings.cancel_on_exit:
+            with suspended():
+                for batch in left:
+                    await self._cancel_quietly(self._providers_of_running[batch.batch_id], batch)
         return left
 
-    async def _run_job(self, provider: Provider, entries: list[_Entry]) -> None:
+    # -- jobs ------------------------------------------------------------------------------
+
+    async def _submit_and_follow(self, provider: Provider, entries: list[_Entry]) -> None:
         # batchling's own Batch API calls must not be intercepted by its own wrappers.
         with suspended():
             live = [entry for entry in entries if not entry.future.done()]
             if live:
-                await self._submit_and_route(provider, live)
+                await self._submit(provider, live)
 
-    async def _submit_and_route(self, provider: Provider, entries: list[_Entry]) -> None:
-        lines, futures = _assign_custom_ids(entries)
+    async def _submit(self, provider: Provider, entries: list[_Entry]) -> None:
+        lines = [BatchLine(entry.custom_id, entry.request) for entry in entries]
+        by_id = {entry.custom_id: entry for entry in entries}
         first = lines[0].request
+        submission_id = f"batchling_{secrets.token_hex(12)}"
+        journal = self._journal
+        if journal is not None:
+            # Written before any money is spent: a crash from here on is reconciled on re-run.
+            journal.begin_submission(
+                Submission(
+                    submission_id=submission_id,
+                    provider=provider.name,
+                    endpoint=first.endpoint,
+                    model=first.model,
+                    base_url=first.base_url,
+                    client_key=first.client_key,
+                    size=len(lines),
+                    state=SubmissionState.SUBMITTING,
+                    batch_id=None,
+                    provider_status=None,
+                    info={},
+                    created_at=time.time(),
+                    updated_at=time.time(),
+                ),
+                [line.custom_id for line in lines],
+            )
         try:
             batch = await provider.submit(
                 lines,
                 completion_window=self._settings.completion_window,
-                submission_id=f"batchling_{secrets.token_hex(12)}",
+                submission_id=submission_id,
             )
         except Exception as exc:
+            if journal is not None and not provider.is_transient(exc):
+                # The provider refused for sure: nothing was created or paid for.
+                journal.abandon(submission_id)
+            # After a transient failure the job may exist: the journal keeps the submission so a
+            # re-run finds it instead of paying again.
             log.warning(
                 "%s: submitting a batch of %d %s requests for %s failed: %s",
-                provider.name,
-                len(lines),
-                first.endpoint,
-                first.model or "-",
-                exc,
-            )
-            self._report.failed += _fail_all(futures, exc)
+                provider.name, len(lines), first.endpoint, first.model or "-", exc,
+            )  # fmt: skip
+            self._report.failed += _fail_all(by_id, exc)
             return
-        self._running[batch.batch_id] = batch
+        if journal is not None:
+            journal.mark_submitted(submission_id, batch.batch_id, provider.describe(batch))
         self._report.batch_ids.append(batch.batch_id)
         self._report.batched += len(lines)
         log.info(
             "%s: submitted batch %s (%d %s requests, model %s)",
-            provider.name,
-            batch.batch_id,
-            len(lines),
-            batch.endpoint,
-            batch.model or "-",
-        )
+            provider.name, batch.batch_id, len(lines), batch.endpoint, batch.model or "-",
+        )  # fmt: skip
+        await self._follow(provider, batch, submission_id, by_id, None)
+
+    def _attach(self, provider: Provider, submission: Submission, entry: _Entry) -> None:
+        attachment = self._attachments.get(submission.submission_id)
+        if attachment is None or attachment.closed:
+            attachment = _Attachment(provider, submission)
+            self._attachments[submission.submission_id] = attachment
+            self._start(self._resume(attachment, entry.request))
+        attachment.entries[entry.custom_id] = entry
+
+    async def _resume(self, attachment: _Attachment, template: BatchRequest) -> None:
+        with suspended():
+            provider, submission = attachment.provider, attachment.submission
+            journal = self._journal
+            assert journal is not None, "attachments come from the journal"
+            batch_id = submission.batch_id
+            try:
+                if batch_id is None:
+                    batch_id = await provider.find_submission(
+                        submission.submission_id,
+                        client=template.client,
+                        template=template,
+                        size=submission.size,
+                        since=submission.created_at,
+                    )
+                    if batch_id is None:
+                        # The interrupted submission never created a job: send its requests anew.
+                        log.info(
+                            "%s: interrupted submission %s created no job; submitting again",
+                            provider.name, submission.submission_id,
+                        )  # fmt: skip
+                        journal.abandon(submission.submission_id)
+                        attachment.closed = True
+                        for entry in attachment.entries.values():
+                            if not entry.future.done():
+                                self._queue(provider, entry)
+                        return
+                    journal.mark_submitted(submission.submission_id, batch_id, submission.info)
+                batch = dataclasses.replace(
+                    provider.reattach(
+                        batch_id,
+                        submission.info,
+                        client=template.client,
+                        template=template,
+                        custom_ids=journal.custom_ids(submission.submission_id),
+                    ),
+                    endpoint=submission.endpoint,
+                    model=submission.model,
+                )
+            except Exception as exc:
+                attachment.closed = True
+                self._report.failed += _fail_all(attachment.entries, exc)
+                return
+            self._report.resumed_batch_ids.append(batch_id)
+            log.info(
+                "%s: resuming batch %s from the journal (%d requests of this run in it)",
+                provider.name, batch_id, len(attachment.entries),
+            )  # fmt: skip
+            await self._follow(
+                provider, batch, submission.submission_id, attachment.entries, attachment
+            )
+
+    async def _follow(
+        self,
+        provider: Provider,
+        batch: SubmittedBatch,
+        submission_id: str,
+        entries: dict[str, _Entry],
+        attachment: _Attachment | None,
+    ) -> None:
+        """Wait for a job, store and route its results, resubmit what its expiry left."""
+        self._running[batch.batch_id] = batch
+        self._providers_of_running[batch.batch_id] = provider
         try:
-            status = await self._wait_until_done(provider, batch)
-            await self._route_results(provider, batch, status, futures)
-        except Exception as exc:
-            self._report.failed += _fail_all(futures, exc)
-            return
+            try:
+                status = await self._wait_until_done(provider, batch, submission_id)
+                results = await self._download(provider, batch, status)
+            except _DeadlinePassedError:
+                await self._cancel_quietly(provider, batch)
+                # The router sends these to the real-time endpoint: reported there, not failed.
+                _fail_all(entries, _deadline_error())
+                return
+            except Exception as exc:
+                self._report.failed += _fail_all(entries, exc)
+                return
         finally:
             self._running.pop(batch.batch_id, None)
-        self._report.failed += _fail_all(futures, _error_for_unanswered(provider, batch, status))
+        if self._journal is not None:
+            # Kept before anyone sees them: a crash from here on costs nothing on re-run.
+            self._journal.store_results(submission_id, results)
+            self._journal.mark_ended(submission_id, status.provider_status)
+        if attachment is not None:
+            attachment.closed = True
+        unfinished: list[_Entry] = []
+        for result in results:
+            entry = entries.pop(result.custom_id, None)
+            if entry is None or entry.future.done():
+                continue
+            if result.outcome is Outcome.EXPIRED and self._may_resubmit(entry):
+                unfinished.append(entry)
+            else:
+                _resolve(entry.future, provider, batch, result, self._report)
+        if status.state is BatchState.EXPIRED:
+            unfinished += [
+                entry
+                for entry in entries.values()
+                if not entry.future.done() and self._may_resubmit(entry)
+            ]
+        if unfinished:
+            self._resubmit(provider, batch, unfinished)
+        self._report.failed += _fail_all(entries, _error_for_unanswered(provider, batch, status))
 
-    async def _wait_until_done(self, provider: Provider, batch: SubmittedBatch) -> BatchStatus:
+    def _may_resubmit(self, entry: _Entry) -> bool:
+        return entry.resubmissions < self._settings.resubmit_expired and not self._deadline_passed
+
+    def _resubmit(self, provider: Provider, batch: SubmittedBatch, entries: list[_Entry]) -> None:
+        log.warning(
+            "%s: batch %s expired with %d requests unfinished; submitting them again in a new "
+            "batch (successes are kept)",
+            provider.name, batch.batch_id, len(entries),
+        )  # fmt: skip
+        if self._journal is not None:
+            self._journal.release(entry.custom_id for entry in entries)
+        for entry in entries:
+            entry.resubmissions += 1
+            self._queue(provider, entry)
+        key = entries[0].request.queue_key
+        # The expiry already cost a day: do not wait a window as well.
+        self._flush(key)
+
+    async def _wait_until_done(
+        self, provider: Provider, batch: SubmittedBatch, submission_id: str
+    ) -> BatchStatus:
         last_state = ""
         for delay in backoff.delays(
             self._settings.poll_interval_seconds, cap=MAX_POLL_INTERVAL_SECONDS
         ):
-            await asyncio.sleep(delay)
+            await self._sleep_unless_deadline(delay)
             try:
                 status = await provider.poll(batch)
             except Exception as exc:
@@ -227,68 +457,92 @@ class Scheduler:
                 # A failed poll never fails a batch: the job keeps running at the provider.
                 log.warning(
                     "%s: polling batch %s failed, will retry: %s",
-                    provider.name,
-                    batch.batch_id,
-                    exc,
-                )
+                    provider.name, batch.batch_id, exc,
+                )  # fmt: skip
                 continue
             if status.provider_status != last_state:
                 last_state = status.provider_status
+                if self._journal is not None and not status.state.is_terminal:
+                    self._journal.mark_status(submission_id, status.provider_status)
                 log.info(
                     "%s: batch %s is %s (%d/%d done)",
-                    provider.name,
-                    batch.batch_id,
-                    status.provider_status,
-                    status.completed + status.failed,
-                    status.total,
-                )
+                    provider.name, batch.batch_id, status.provider_status,
+                    status.completed + status.failed, status.total,
+                )  # fmt: skip
             if status.state.is_terminal:
                 return status
         raise AssertionError("unreachable: backoff.delays never ends")
 
-    async def _route_results(
-        self,
-        provider: Provider,
-        batch: SubmittedBatch,
-        status: BatchStatus,
-        futures: dict[str, asyncio.Future[LineResult]],
-    ) -> None:
+    async def _sleep_unless_deadline(self, delay: float) -> None:
+        if self._settings.deadline is None:
+            await asyncio.sleep(delay)
+            return
+        remaining = self._settings.deadline - time.time()
+        if remaining <= 0:
+            raise _DeadlinePassedError
+        await asyncio.sleep(min(delay, remaining))
+        if time.time() >= self._settings.deadline:
+            raise _DeadlinePassedError
+
+    async def _download(
+        self, provider: Provider, batch: SubmittedBatch, status: BatchStatus
+    ) -> list[LineResult]:
         attempts = backoff.delays(self._settings.poll_interval_seconds, cap=30.0)
         for attempt in range(TRANSIENT_RETRIES + 1):
             try:
-                async for result in provider.results(batch, status):
-                    future = futures.pop(result.custom_id, None)
-                    if future is not None and not future.done():
-                        _resolve(future, provider, batch, result, self._report)
-                return
+                return [result async for result in provider.results(batch, status)]
             except Exception as exc:
                 if attempt == TRANSIENT_RETRIES or not provider.is_transient(exc):
                     raise
                 log.warning(
                     "%s: reading results of batch %s failed, will retry: %s",
-                    provider.name,
-                    batch.batch_id,
-                    exc,
-                )
+                    provider.name, batch.batch_id, exc,
+                )  # fmt: skip
                 await asyncio.sleep(next(attempts))
+        raise AssertionError("unreachable")
+
+    async def _cancel_quietly(self, provider: Provider, batch: SubmittedBatch) -> None:
+        try:
+            await provider.cancel(batch)
+            log.warning("%s: asked the provider to cancel batch %s", provider.name, batch.batch_id)
+        except Exception as exc:
+            log.warning(
+                "%s: cancelling batch %s failed (cancel it with `batchling batches cancel %s`): %s",
+                provider.name, batch.batch_id, batch.batch_id, exc,
+            )  # fmt: skip
+
+    # -- deadline --------------------------------------------------------------------------
+
+    def _on_deadline(self) -> None:
+        self._deadline_passed = True
+        for queue in self._queues.values():
+            if queue.timer is not None:
+                queue.timer.cancel()
+            for entry in queue.entries:
+                if not entry.future.done():
+                    entry.future.set_exception(_deadline_error())
+        self._queues.clear()
+
+    def _stop_deadline_timer(self) -> None:
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
 
 
-def _assign_custom_ids(
-    entries: Sequence[_Entry],
-) -> tuple[list[BatchLine], dict[str, asyncio.Future[LineResult]]]:
-    # custom_id = request hash + occurrence number: stable across runs (so a re-run can recognise
-    # its requests), unique inside the batch even for identical requests, and within
-    # ^[A-Za-z0-9_-]{1,64}$, which every provider accepts.
-    seen: collections.Counter[str] = collections.Counter()
-    lines: list[BatchLine] = []
-    futures: dict[str, asyncio.Future[LineResult]] = {}
-    for entry in entries:
-        digest = entry.request.request_hash[:40]
-        custom_id = f"{digest}_{seen[digest]}"
-        seen[digest] += 1
-        lines.append(BatchLine(custom_id, entry.request))
-        futures[custom_id] = entry.future
-    return lines, futures
+def _is_final(result: LineResult) -> bool:
+    """Whether a stored result answers the request for good (a re-run serves it as is)."""
+    if result.outcome is Outcome.SUCCEEDED:
+        return True
+    if result.outcome is Outcome.ERRORED:
+        status = result.status_code or 500
+        return status < 500 and status not in (408, 409, 429)
+    return False
+
+
+def _deadline_error() -> DeadlineReachedError:
+    return DeadlineReachedError(
+        "The batchify(deadline=...) passed before this request's batch finished."
+    )
 
 
 def _resolve(
@@ -302,9 +556,9 @@ def _resolve(
         report.failed += 1
         future.set_exception(
             BatchExpiredError(
-                f"{provider.name} batch {batch.batch_id} expired before this request was processed "
-                "(the provider's completion window ran out). It was not billed; run it again, "
-                "or split the work into smaller batches.",
+                f"{provider.name} batch {batch.batch_id} expired before this request was "
+                "processed (the provider's completion window ran out). It was not billed; run "
+                "it again, or split the work into smaller batches.",
                 provider=provider.name,
                 batch_id=batch.batch_id,
             )
@@ -358,11 +612,11 @@ def _error_for_unanswered(
     )
 
 
-def _fail_all(futures: dict[str, asyncio.Future[LineResult]], error: BaseException) -> int:
+def _fail_all(entries: dict[str, _Entry], error: BaseException) -> int:
     """Fail every caller still waiting; return how many there were."""
     failed = 0
-    for future in futures.values():
-        if not future.done():
-            future.set_exception(error)
+    for entry in entries.values():
+        if not entry.future.done():
+            entry.future.set_exception(error)
             failed += 1
     return failed

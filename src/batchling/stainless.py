@@ -129,6 +129,15 @@ def http_module(http_request: Any) -> Any:
     return sys.modules[type(http_request).__module__.split(".", 1)[0]]
 
 
+def http_module_of_client(client: Any) -> Any:
+    """`httpx2` or `httpx`: whichever the SDK client's own HTTP client comes from."""
+    for cls in type(client._client).__mro__:
+        top = cls.__module__.split(".", 1)[0]
+        if top in ("httpx", "httpx2"):
+            return sys.modules[top]
+    raise TypeError(f"{type(client._client)!r} is neither an httpx2 nor an httpx client")
+
+
 async def respond(
     client: Any,
     call: PreparedCall,

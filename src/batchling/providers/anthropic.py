@@ -37,7 +37,6 @@ from batchling.provider import (
     NotBatchable,
     Outcome,
     PatchTarget,
-    Provider,
     SubmittedBatch,
 )
 
@@ -74,7 +73,6 @@ class _Job:
     client: Any
     call_headers: Mapping[str, str]
     beta: bool
-    http: Any
 
 
 class _CorruptDownloadError(Exception):
@@ -133,6 +131,7 @@ class AnthropicProvider:
             body=call.body,
             size_bytes=len(call.raw_body) + 100,
             request_hash=stainless.digest(self.name, endpoint, model, base_url, call.body),
+            base_url=base_url,
             client=instance,
             call=call,
         )
@@ -146,7 +145,6 @@ class AnthropicProvider:
             client=first.client,
             call_headers=dict(call.call_headers),
             beta=_is_beta(call.options),
-            http=stainless.http_module(call.http_request),
         )
         requests = [{"custom_id": line.custom_id, "params": line.request.body} for line in lines]
         batch = await self._create_batch(job, requests)
@@ -224,7 +222,7 @@ class AnthropicProvider:
             return
         response = await job.client.get(
             status.handle,
-            cast_to=job.http.Response,
+            cast_to=stainless.http_module_of_client(job.client).Response,
             options={"headers": {**job.call_headers, "Accept": "application/binary"}},
         )
         # Parse everything before yielding, so a truncated download is fetched again rather
@@ -244,6 +242,46 @@ class AnthropicProvider:
         await _batches(job.client, job.beta).cancel(
             batch.batch_id, extra_headers=dict(job.call_headers) or None
         )
+
+    def describe(self, batch: SubmittedBatch) -> Mapping[str, Any]:
+        job: _Job = batch.handle
+        return {"beta": job.beta}
+
+    def reattach(
+        self,
+        batch_id: str,
+        info: Mapping[str, Any],
+        *,
+        client: Any,
+        template: BatchRequest | None,
+        custom_ids: Sequence[str],
+    ) -> SubmittedBatch:
+        call_headers = dict(template.call.call_headers) if template is not None else {}
+        return SubmittedBatch(
+            provider=self.name,
+            batch_id=batch_id,
+            endpoint=template.endpoint if template is not None else ENDPOINT,
+            model=template.model if template is not None else "",
+            size=len(custom_ids),
+            handle=_Job(client, call_headers, bool(info.get("beta"))),
+        )
+
+    async def find_submission(
+        self,
+        submission_id: str,
+        *,
+        client: Any,
+        template: BatchRequest | None,
+        size: int,
+        since: float,
+    ) -> str | None:
+        call_headers = dict(template.call.call_headers) if template is not None else {}
+        beta = template is not None and _is_beta(template.call.options)
+        found = await self._find_recent(_Job(client, call_headers, beta), since, size)
+        return str(found.id) if found is not None else None
+
+    def default_client(self, base_url: str) -> Any:
+        return anthropic.AsyncAnthropic(base_url=base_url or None)
 
     def hook(
         self,
@@ -297,5 +335,4 @@ def _decode_line(raw: bytes) -> LineResult:
 @hookimpl
 def batchling_register_providers(register: Any) -> None:
     """Register the built-in Anthropic provider."""
-    provider: Provider = AnthropicProvider()
-    register(provider)
+    register(AnthropicProvider())

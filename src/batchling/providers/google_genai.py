@@ -38,7 +38,6 @@ from batchling.provider import (
     NotBatchable,
     Outcome,
     PatchTarget,
-    Provider,
     SubmittedBatch,
 )
 
@@ -170,6 +169,7 @@ class GoogleGenAIProvider:
             body=body,
             size_bytes=len(raw) + 80,
             request_hash=stainless.digest(self.name, ENDPOINT, model_path, prefix, body),
+            base_url=str(instance._http_options.base_url or ""),
             client=instance,
             call=_Call(model_path),
         )
@@ -298,6 +298,46 @@ class GoogleGenAIProvider:
         job: _Job = batch.handle
         await job.api_client.async_request("post", f"{job.name}:cancel", {}, None)
 
+    def describe(self, batch: SubmittedBatch) -> Mapping[str, Any]:
+        job: _Job = batch.handle
+        return {"source": job.source}
+
+    def reattach(
+        self,
+        batch_id: str,
+        info: Mapping[str, Any],
+        *,
+        client: Any,
+        template: BatchRequest | None,
+        custom_ids: Sequence[str],
+    ) -> SubmittedBatch:
+        return SubmittedBatch(
+            provider=self.name,
+            batch_id=batch_id,
+            endpoint=ENDPOINT,
+            model=template.model if template is not None else "",
+            size=len(custom_ids),
+            handle=_Job(client, batch_id, str(info.get("source", "inline")), tuple(custom_ids)),
+        )
+
+    async def find_submission(
+        self,
+        submission_id: str,
+        *,
+        client: Any,
+        template: BatchRequest | None,
+        size: int,
+        since: float,
+    ) -> str | None:
+        found = await self._find_submission(client, submission_id)
+        return str(found["name"]) if found is not None else None
+
+    def default_client(self, base_url: str) -> Any:
+        from google import genai
+
+        options = types.HttpOptions(base_url=base_url) if base_url else None
+        return genai.Client(http_options=options)._api_client
+
     def hook(
         self,
         target: PatchTarget,
@@ -385,5 +425,4 @@ def _decode_file_line(raw: bytes) -> LineResult:
 @hookimpl
 def batchling_register_providers(register: Any) -> None:
     """Register the built-in Gemini provider."""
-    provider: Provider = GoogleGenAIProvider()
-    register(provider)
+    register(GoogleGenAIProvider())

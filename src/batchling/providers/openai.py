@@ -31,7 +31,6 @@ from batchling.provider import (
     NotBatchable,
     Outcome,
     PatchTarget,
-    Provider,
     SubmittedBatch,
 )
 
@@ -125,6 +124,7 @@ class OpenAIProvider:
             body=call.body,
             size_bytes=len(call.raw_body) + len(endpoint) + 110,
             request_hash=stainless.digest(self.name, endpoint, model, base_url, call.body),
+            base_url=base_url,
             client=instance,
             call=call,
         )
@@ -258,6 +258,44 @@ class OpenAIProvider:
             batch.batch_id, extra_headers=dict(job.call_headers) or None
         )
 
+    def describe(self, batch: SubmittedBatch) -> Mapping[str, Any]:
+        return {}
+
+    def reattach(
+        self,
+        batch_id: str,
+        info: Mapping[str, Any],
+        *,
+        client: Any,
+        template: BatchRequest | None,
+        custom_ids: Sequence[str],
+    ) -> SubmittedBatch:
+        call_headers = dict(template.call.call_headers) if template is not None else {}
+        return SubmittedBatch(
+            provider=self.name,
+            batch_id=batch_id,
+            endpoint=template.endpoint if template is not None else "",
+            model=template.model if template is not None else "",
+            size=len(custom_ids),
+            handle=_Job(client, call_headers),
+        )
+
+    async def find_submission(
+        self,
+        submission_id: str,
+        *,
+        client: Any,
+        template: BatchRequest | None,
+        size: int,
+        since: float,
+    ) -> str | None:
+        call_headers = dict(template.call.call_headers) if template is not None else {}
+        found = await self._find_submission(client, submission_id, call_headers)
+        return str(found.id) if found is not None else None
+
+    def default_client(self, base_url: str) -> Any:
+        return openai.AsyncOpenAI(base_url=base_url or None)
+
     def hook(
         self,
         target: PatchTarget,
@@ -328,5 +366,4 @@ def _decode_line(raw: bytes) -> LineResult:
 @hookimpl
 def batchling_register_providers(register: Any) -> None:
     """Register the built-in OpenAI provider."""
-    provider: Provider = OpenAIProvider()
-    register(provider)
+    register(OpenAIProvider())

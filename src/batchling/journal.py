@@ -1,0 +1,370 @@
+"""The on-disk record that makes resume and never-pay-twice work.
+
+A SQLite file (WAL, safe for several processes on one machine) in the user cache directory. It
+knows, for every request batchling submitted, which submission (and provider batch job) holds it,
+and, once downloaded, its result. It is written *before* money is spent: a submission and its
+requests are recorded before the provider is asked to create the job, and the job id as soon as
+the provider returns it.
+
+A request is known by its `custom_id` (a digest of provider, endpoint, model, base URL and body,
+plus an occurrence number): never an API key or other secret. Nothing secret is stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from batchling.provider import LineResult, Outcome
+
+CACHE_DIR_ENV = "BATCHLING_CACHE_DIR"
+FILE_NAME = "journal.sqlite3"
+RETENTION_SECONDS = 30 * 24 * 3600
+"""Entries older than this are dropped: the providers keep batch files about as long."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS submissions (
+    submission_id   TEXT PRIMARY KEY,
+    provider        TEXT NOT NULL,
+    endpoint        TEXT NOT NULL,
+    model           TEXT NOT NULL,
+    base_url        TEXT NOT NULL,
+    client_key      TEXT NOT NULL,
+    size            INTEGER NOT NULL,
+    state           TEXT NOT NULL,
+    batch_id        TEXT,
+    provider_status TEXT,
+    info            TEXT NOT NULL DEFAULT '{}',
+    created_at      REAL NOT NULL,
+    updated_at      REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS requests (
+    custom_id     TEXT PRIMARY KEY,
+    submission_id TEXT NOT NULL,
+    position      INTEGER NOT NULL,
+    outcome       TEXT,
+    status_code   INTEGER,
+    body          TEXT,
+    request_id    TEXT,
+    message       TEXT,
+    created_at    REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_by_submission ON requests (submission_id, position);
+CREATE INDEX IF NOT EXISTS submissions_by_batch ON submissions (batch_id);
+"""
+
+
+class SubmissionState(enum.StrEnum):
+    """Where a submission is, as far as the journal knows."""
+
+    SUBMITTING = "submitting"
+    """Recorded, and the provider asked to create the job; no job id known yet."""
+    RUNNING = "running"
+    """The provider created the job; results not downloaded yet."""
+    ENDED = "ended"
+    """The job ended and every result it had was stored."""
+    ABANDONED = "abandoned"
+    """Creating the job failed for sure: nothing in it was paid for."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Submission:
+    """One journaled submission (a batch job, once created)."""
+
+    submission_id: str
+    provider: str
+    endpoint: str
+    model: str
+    base_url: str
+    client_key: str
+    size: int
+    state: SubmissionState
+    batch_id: str | None
+    provider_status: str | None
+    info: Mapping[str, Any]
+    created_at: float
+    updated_at: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Entry:
+    """What the journal knows of one request."""
+
+    custom_id: str
+    submission: Submission
+    result: LineResult | None
+
+
+def default_directory() -> Path:
+    """`$BATCHLING_CACHE_DIR`, else the user cache directory."""
+    override = os.environ.get(CACHE_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_cache_dir("batchling", appauthor=False))
+
+
+def resolve_path(cache: bool | str | os.PathLike[str]) -> Path | None:
+    """The journal file for a `batchify(cache=...)` value; `None` when the journal is off."""
+    if cache is False:
+        return None
+    directory = default_directory() if cache is True else Path(cache).expanduser()
+    return directory / FILE_NAME
+
+
+class Journal:
+    """A connection to the journal file; use from one thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Create the file owner-only before SQLite opens it; SQLite gives its -wal and -shm
+        # files the same permissions.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+        self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        with self._transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+        self.expire()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def lookup(self, custom_id: str) -> Entry | None:
+        """What the journal knows of one request, if anything."""
+        row = self._db.execute(
+            f"SELECT r.custom_id, r.outcome, r.status_code, r.body, r.request_id, r.message, "
+            f"{_SUBMISSION_COLUMNS} FROM requests r JOIN submissions s "
+            "ON s.submission_id = r.submission_id WHERE r.custom_id = ?",
+            (custom_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        custom, outcome, status_code, body, request_id, message = row[:6]
+        submission = _submission(row[6:])
+        result = None
+        if outcome is not None:
+            result = LineResult(
+                custom_id=custom,
+                outcome=Outcome(outcome),
+                status_code=status_code,
+                body=json.loads(body) if body is not None else None,
+                request_id=request_id,
+                message=message,
+            )
+        return Entry(custom, submission, result)
+
+    def custom_ids(self, submission_id: str) -> list[str]:
+        """The requests of a submission, in submission order."""
+        rows = self._db.execute(
+            "SELECT custom_id FROM requests WHERE submission_id = ? ORDER BY position",
+            (submission_id,),
+        )
+        return [row[0] for row in rows]
+
+    def submissions(self, *, states: Iterable[SubmissionState] | None = None) -> list[Submission]:
+        """Journaled submissions, newest first."""
+        query = f"SELECT {_SUBMISSION_COLUMNS} FROM submissions s"
+        params: list[str] = []
+        if states is not None:
+            wanted = list(states)
+            query += f" WHERE s.state IN ({','.join('?' * len(wanted))})"
+            params = [str(state) for state in wanted]
+        rows = self._db.execute(query + " ORDER BY s.created_at DESC", params)
+        return [_submission(row) for row in rows]
+
+    def find_submission(self, key: str) -> Submission | None:
+        """A submission by its submission id or provider batch id."""
+        row = self._db.execute(
+            f"SELECT {_SUBMISSION_COLUMNS} FROM submissions s "
+            "WHERE s.submission_id = ? OR s.batch_id = ?",
+            (key, key),
+        ).fetchone()
+        return _submission(row) if row is not None else None
+
+    def stats(self) -> dict[str, int]:
+        """Counts for `batchling cache info`."""
+        submissions = self._db.execute("SELECT COUNT(*) FROM submissions").fetchone()[0]
+        requests, results = self._db.execute(
+            "SELECT COUNT(*), COUNT(outcome) FROM requests"
+        ).fetchone()
+        running = self._db.execute(
+            "SELECT COUNT(*) FROM submissions WHERE state IN (?, ?)",
+            (SubmissionState.SUBMITTING, SubmissionState.RUNNING),
+        ).fetchone()[0]
+        size = sum(
+            candidate.stat().st_size
+            for candidate in self.path.parent.glob(self.path.name + "*")
+            if candidate.is_file()
+        )
+        return {
+            "submissions": int(submissions),
+            "running": int(running),
+            "requests": int(requests),
+            "results": int(results),
+            "bytes": int(size),
+        }
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def begin_submission(self, submission: Submission, custom_ids: Sequence[str]) -> None:
+        """Record a submission and its requests before the provider is asked to create it."""
+        now = time.time()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO submissions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    submission.submission_id, submission.provider, submission.endpoint,
+                    submission.model, submission.base_url, submission.client_key,
+                    submission.size, str(SubmissionState.SUBMITTING), None, None,
+                    json.dumps(dict(submission.info)), now, now,
+                ),
+            )  # fmt: skip
+            db.executemany(
+                "INSERT INTO requests (custom_id, submission_id, position, created_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (custom_id) DO UPDATE SET "
+                "submission_id = excluded.submission_id, position = excluded.position, "
+                "outcome = NULL, status_code = NULL, body = NULL, request_id = NULL, "
+                "message = NULL, created_at = excluded.created_at",
+                [
+                    (custom_id, submission.submission_id, position, now)
+                    for position, custom_id in enumerate(custom_ids)
+                ],
+            )
+
+    def mark_submitted(self, submission_id: str, batch_id: str, info: Mapping[str, Any]) -> None:
+        """Record the provider's job id for a submission."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE submissions SET state = ?, batch_id = ?, info = ?, updated_at = ? "
+                "WHERE submission_id = ?",
+                (
+                    str(SubmissionState.RUNNING), batch_id, json.dumps(dict(info)),
+                    time.time(), submission_id,
+                ),
+            )  # fmt: skip
+
+    def mark_status(self, submission_id: str, provider_status: str) -> None:
+        """Record the provider's latest status word for a running job."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE submissions SET provider_status = ?, updated_at = ? "
+                "WHERE submission_id = ?",
+                (provider_status, time.time(), submission_id),
+            )
+
+    def store_results(self, submission_id: str, results: Iterable[LineResult]) -> None:
+        """Keep downloaded results, so a re-run gets them without the network."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE requests SET outcome = ?, status_code = ?, body = ?, request_id = ?, "
+                "message = ? WHERE custom_id = ? AND submission_id = ?",
+                [
+                    (
+                        str(result.outcome), result.status_code,
+                        json.dumps(result.body) if result.body is not None else None,
+                        result.request_id, result.message, result.custom_id, submission_id,
+                    )
+                    for result in results
+                ],
+            )  # fmt: skip
+
+    def mark_ended(self, submission_id: str, provider_status: str) -> None:
+        """Record that a job ended and its results are stored."""
+        self._set_state(submission_id, SubmissionState.ENDED, provider_status)
+
+    def abandon(self, submission_id: str) -> None:
+        """Record that a submission was never created: its requests are free to go again."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE submissions SET state = ?, updated_at = ? WHERE submission_id = ?",
+                (str(SubmissionState.ABANDONED), time.time(), submission_id),
+            )
+            db.execute(
+                "DELETE FROM requests WHERE submission_id = ? AND outcome IS NULL",
+                (submission_id,),
+            )
+
+    def release(self, custom_ids: Iterable[str]) -> None:
+        """Forget requests without a result (e.g. to resubmit them in a new job)."""
+        with self._transaction() as db:
+            db.executemany(
+                "DELETE FROM requests WHERE custom_id = ? AND outcome IS NULL",
+                [(custom_id,) for custom_id in custom_ids],
+            )
+
+    def _set_state(self, submission_id: str, state: SubmissionState, status: str | None) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE submissions SET state = ?, provider_status = COALESCE(?, provider_status), "
+                "updated_at = ? WHERE submission_id = ?",
+                (str(state), status, time.time(), submission_id),
+            )
+
+    def expire(self, max_age_seconds: float = RETENTION_SECONDS) -> None:
+        """Drop entries older than the providers keep their files."""
+        cutoff = time.time() - max_age_seconds
+        with self._transaction() as db:
+            db.execute("DELETE FROM requests WHERE created_at < ?", (cutoff,))
+            db.execute(
+                "DELETE FROM submissions WHERE created_at < ? AND submission_id NOT IN "
+                "(SELECT DISTINCT submission_id FROM requests)",
+                (cutoff,),
+            )
+
+    def clear(self) -> None:
+        """Forget everything."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM requests")
+            db.execute("DELETE FROM submissions")
+
+
+_SUBMISSION_COLUMNS = (
+    "s.submission_id, s.provider, s.endpoint, s.model, s.base_url, s.client_key, s.size, "
+    "s.state, s.batch_id, s.provider_status, s.info, s.created_at, s.updated_at"
+)
+
+
+def _submission(row: Sequence[Any]) -> Submission:
+    return Submission(
+        submission_id=row[0],
+        provider=row[1],
+        endpoint=row[2],
+        model=row[3],
+        base_url=row[4],
+        client_key=row[5],
+        size=int(row[6]),
+        state=SubmissionState(row[7]),
+        batch_id=row[8],
+        provider_status=row[9],
+        info=json.loads(row[10] or "{}"),
+        created_at=float(row[11]),
+        updated_at=float(row[12]),
+    )

@@ -1,0 +1,286 @@
+"""Never pay twice: the journal, resume after a crash, and surviving provider faults."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import openai
+import pytest
+from openai.types.chat import ChatCompletion
+
+import batchling
+from batchling import journal
+from batchling.testing import FakeProviderServer
+from tests.conftest import fast_batchify
+
+PROGRAM = Path(__file__).parent / "programs" / "resume_program.py"
+
+
+def ask(client: openai.AsyncOpenAI, text: str):  # type: ignore[no-untyped-def]
+    return client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": text}]
+    )
+
+
+def run_program(server: FakeProviderServer, count: int, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(PROGRAM), server.openai_base_url, str(count), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")},
+    )
+
+
+def wait_for(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    give_up = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > give_up:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+async def test_rerun_after_a_completed_run_makes_no_provider_call_and_returns_the_same(
+    client: openai.AsyncOpenAI, fake_server: FakeProviderServer
+) -> None:
+    async with fast_batchify():
+        first = await asyncio.gather(*(ask(client, f"q{i}") for i in range(20)))
+    requests_after_first_run = len(fake_server.stats.requests)
+    async with fast_batchify() as ctx:
+        second = await asyncio.gather(*(ask(client, f"q{i}") for i in range(20)))
+    assert len(fake_server.stats.requests) == requests_after_first_run
+    assert [r.model_dump() for r in second] == [r.model_dump() for r in first]
+    assert all(type(r) is ChatCompletion for r in second)
+    assert ctx.report.from_journal == 20
+    assert ctx.report.batched == 0
+
+
+async def test_rerun_submits_only_the_new_requests(
+    client: openai.AsyncOpenAI, fake_server: FakeProviderServer
+) -> None:
+    async with fast_batchify():
+        await asyncio.gather(*(ask(client, f"q{i}") for i in range(5)))
+    async with fast_batchify() as ctx:
+        replies = await asyncio.gather(*(ask(client, f"q{i}") for i in range(8)))
+    assert fake_server.stats.lines_per_batch == [5, 3]
+    assert ctx.report.from_journal == 5
+    assert [r.choices[0].message.content for r in replies] == [f"echo: q{i}" for i in range(8)]
+
+
+async def test_identical_requests_are_told_apart_across_runs(
+    client: openai.AsyncOpenAI, fake_server: FakeProviderServer
+) -> None:
+    async with fast_batchify():
+        await asyncio.gather(ask(client, "same"), ask(client, "same"))
+    async with fast_batchify() as ctx:
+        await asyncio.gather(ask(client, "same"), ask(client, "same"), ask(client, "same"))
+    assert ctx.report.from_journal == 2
+    assert fake_server.stats.lines_per_batch == [2, 1]
+
+
+async def test_cache_false_writes_nothing_and_resubmits(
+    client: openai.AsyncOpenAI, fake_server: FakeProviderServer, cache_dir: Path
+) -> None:
+    for _ in range(2):
+        async with fast_batchify(cache=False):
+            await ask(client, "uncached")
+    assert fake_server.stats.batches_created == 2
+    assert not cache_dir.exists()
+
+
+async def test_cache_path_puts_the_journal_there(
+    client: openai.AsyncOpenAI, fake_server: FakeProviderServer, tmp_path: Path
+) -> None:
+    target = tmp_path / "elsewhere"
+    async with fast_batchify(cache=target):
+        await ask(client, "here")
+    assert (target / journal.FILE_NAME).exists()
+
+
+async def test_journal_is_owner_only_and_holds_no_secret(
+    fake_server: FakeProviderServer, cache_dir: Path
+) -> None:
+    secret = "sk-very-secret-key-1234567890"
+    async with (
+        openai.AsyncOpenAI(
+            base_url=fake_server.openai_base_url,
+            api_key=secret,
+            default_headers={"X-Proxy-Token": "proxy-secret-token"},
+        ) as client,
+        fast_batchify(),
+    ):
+        await ask(client, "hello")
+    path = cache_dir / journal.FILE_NAME
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(cache_dir.stat().st_mode) == 0o700
+    for candidate in cache_dir.iterdir():
+        data = candidate.read_bytes()
+        assert secret.encode() not in data
+        assert b"proxy-secret-token" not in data
+
+
+def test_killed_after_batch_creation_rerun_attaches_instead_of_paying_again() -> None:
+    with FakeProviderServer(batch_delay_seconds=1.5) as server:
+        child = run_program(server, 30)
+        wait_for(lambda: server.stats.batches_created == 1)
+        child.send_signal(signal.SIGKILL)
+        child.communicate(timeout=30)
+        rerun = run_program(server, 30)
+        out, err = rerun.communicate(timeout=60)
+        assert rerun.returncode == 0, err
+        assert json.loads(out) == [f"echo: item {i}" for i in range(30)]
+        assert server.stats.batches_created == 1
+        assert server.stats.realtime_calls == 0
+
+
+def test_crash_between_batch_creation_and_journal_write_does_not_create_a_second_batch() -> None:
+    with FakeProviderServer() as server:
+        crashed = run_program(server, 10, "crash-after-create")
+        crashed.communicate(timeout=60)
+        assert crashed.returncode == 9
+        assert server.stats.batches_created == 1
+        rerun = run_program(server, 10)
+        out, err = rerun.communicate(timeout=60)
+        assert rerun.returncode == 0, err
+        assert json.loads(out) == [f"echo: item {i}" for i in range(10)]
+        assert server.stats.batches_created == 1
+
+
+def test_interrupted_submission_that_created_nothing_is_submitted_again(
+    cache_dir: Path,
+) -> None:
+    with FakeProviderServer() as server:
+        server.fail_next("POST /v1/batches", 400)
+        failed = run_program(server, 3)
+        failed.communicate(timeout=60)
+        assert failed.returncode != 0
+        assert server.stats.batches_created == 0
+        rerun = run_program(server, 3)
+        _, err = rerun.communicate(timeout=60)
+        assert rerun.returncode == 0, err
+        assert server.stats.batches_created == 1
+
+
+async def test_poll_failures_500_429_and_dropped_connections_do_not_lose_results(
+    client: openai.AsyncOpenAI, fake_server: FakeProviderServer
+) -> None:
+    fake_server.fail_next("GET /v1/batches/{id}", 500, times=3)
+    fake_server.fail_next("GET /v1/batches/{id}", 429, times=3)
+    fake_server.drop_next("GET /v1/batches/{id}", times=3)
+    async with fast_batchify():
+        replies = await asyncio.gather(*(ask(client, f"p{i}") for i in range(5)))
+    assert [r.choices[0].message.content for r in replies] == [f"echo: p{i}" for i in range(5)]
+    assert fake_server.stats.batches_created == 1
+
+
+async def test_download_failures_are_retried(
+    client: openai.AsyncOpenAI, fake_server: FakeProviderServer
+) -> None:
+    fake_server.fail_next("GET /v1/files/{id}/content", 503, times=4)
+    async with fast_batchify():
+        reply = await ask(client, "download me")
+    assert reply.choices[0].message.content == "echo: download me"
+
+
+async def test_expired_batch_resubmits_leftovers_once_and_keeps_successes(
+    client: openai.AsyncOpenAI, fake_server: FakeProviderServer
+) -> None:
+    fake_server.set_batch_outcome("expired", completed_fraction=0.5)
+    async with fast_batchify():
+        results = await asyncio.gather(
+            *(ask(client, f"e{i}") for i in range(8)), return_exceptions=True
+        )
+    # First job: 4 of 8 done. Second job (the 4 leftovers): 2 done. No third job.
+    assert fake_server.stats.lines_per_batch == [8, 4]
+    assert sum(isinstance(r, ChatCompletion) for r in results) == 6
+    assert sum(isinstance(r, batchling.BatchExpiredError) for r in results) == 2
+
+
+async def test_batch_create_400_raises_bad_request_in_callers(
+    client: openai.AsyncOpenAI, fake_server: FakeProviderServer
+) -> None:
+    fake_server.fail_next("POST /v1/batches", 400)
+    async with fast_batchify():
+        results = await asyncio.gather(ask(client, "a"), ask(client, "b"), return_exceptions=True)
+    assert [type(r) for r in results] == [openai.BadRequestError, openai.BadRequestError]
+
+
+async def test_deadline_sends_unfinished_requests_in_real_time_and_cancels_the_job() -> None:
+    with FakeProviderServer(batch_delay_seconds=60) as slow:
+        async with (
+            openai.AsyncOpenAI(base_url=slow.openai_base_url, api_key="k") as slow_client,
+            fast_batchify(deadline=0.5) as ctx,
+        ):
+            with pytest.warns(batchling.NotBatchedWarning, match="deadline"):
+                replies = await asyncio.gather(*(ask(slow_client, f"d{i}") for i in range(3)))
+        assert [r.choices[0].message.content for r in replies] == [f"echo: d{i}" for i in range(3)]
+        assert ctx.report.passed_through == {"deadline": 3}
+        assert slow.stats.realtime_calls == 3
+        assert slow.batches[0].status in ("cancelling", "cancelled")
+
+
+async def test_error_in_block_leaves_running_jobs_journaled_for_a_rerun(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with FakeProviderServer(batch_delay_seconds=0.5) as server:
+        async with openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k") as client:
+            with pytest.raises(RuntimeError, match="stop"):
+                async with fast_batchify():
+                    task = asyncio.create_task(ask(client, "long job"))
+                    while server.stats.batches_created == 0:
+                        await asyncio.sleep(0.01)
+                    await asyncio.sleep(0.05)
+                    raise RuntimeError("stop")
+            task.cancel()
+            batch_id = server.batches[0].id
+            assert batch_id in caplog.text
+            assert "journaled" in caplog.text
+            async with fast_batchify() as ctx:
+                reply = await ask(client, "long job")
+        assert reply.choices[0].message.content == "echo: long job"
+        assert server.stats.batches_created == 1
+        assert ctx.report.resumed_batch_ids == [batch_id]
+
+
+async def test_cancel_on_exit_cancels_running_jobs() -> None:
+    with FakeProviderServer(batch_delay_seconds=30) as server:
+        async with openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k") as client:
+            with pytest.raises(RuntimeError):
+                async with fast_batchify(cancel_on_exit=True):
+                    task = asyncio.create_task(ask(client, "cancel me"))
+                    while server.stats.batches_created == 0:
+                        await asyncio.sleep(0.01)
+                    await asyncio.sleep(0.05)
+                    raise RuntimeError("stop")
+            task.cancel()
+        assert server.batches[0].status in ("cancelling", "cancelled")
+
+
+async def test_resume_works_for_anthropic_and_gemini_too(
+    anthropic_client, gemini_client, fake_server: FakeProviderServer
+) -> None:  # type: ignore[no-untyped-def]
+    async def both() -> list[str]:
+        message = await anthropic_client.messages.create(
+            model="claude-sonnet-5-5", max_tokens=10, messages=[{"role": "user", "content": "a"}]
+        )
+        reply = await gemini_client.aio.models.generate_content(
+            model="gemini-2.5-flash", contents="g"
+        )
+        return [message.content[0].text, reply.text]
+
+    async with fast_batchify():
+        first = await both()
+    requests = len(fake_server.stats.requests)
+    async with fast_batchify() as ctx:
+        second = await both()
+    assert second == first == ["echo: a", "echo: g"]
+    assert len(fake_server.stats.requests) == requests
+    assert ctx.report.from_journal == 2
