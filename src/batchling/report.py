@@ -25,6 +25,16 @@ class RunReport:
     resumed_batch_ids: list[str] = dataclasses.field(default_factory=list)
     """Jobs an earlier run submitted that this block followed to their end."""
 
+    batched_input_tokens: collections.Counter[tuple[str, str]] = dataclasses.field(
+        default_factory=collections.Counter
+    )
+    """Estimated input tokens of the batched requests, by (provider, model): what the
+    exit summary prices to tell the saving."""
+    batched_by_model: collections.Counter[tuple[str, str]] = dataclasses.field(
+        default_factory=collections.Counter
+    )
+    """Batched requests by (provider, model)."""
+
     @property
     def passed_through_total(self) -> int:
         """Requests sent in real time, all kinds together."""

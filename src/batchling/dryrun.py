@@ -1,0 +1,116 @@
+"""Dry runs: see every call a program would batch, and what it would cost, sending nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from batchling.provider import BatchRequest, Provider
+
+CHARS_PER_TOKEN = 4
+"""Input tokens are estimated from the request's text: about four characters a token."""
+_NON_TEXT_KEYS = frozenset({"model", "custom_id", "metadata", "response_format", "tools", "schema"})
+
+
+class DryRunFinished(BaseException):  # noqa: N818 - a control-flow signal like SystemExit
+    """Raised in the calls of a dry run once the program waits for results it will not get.
+
+    A `BaseException` (like `SystemExit`), so that the program's own `except Exception` does not
+    swallow it; `batchify()` turns it into a summary and a clean exit with code 0.
+    """
+
+
+class JournalState(enum.StrEnum):
+    """What the journal already knows of a planned request."""
+
+    NEW = "new"
+    SUBMITTED = "submitted"
+    """In a job a previous run submitted: it would be followed, not paid again."""
+    CACHED = "cached"
+    """Answered by a previous run: served from the journal at no cost."""
+
+
+@dataclasses.dataclass(slots=True)
+class PlanGroup:
+    """The planned requests of one (provider, endpoint, model)."""
+
+    provider: str
+    endpoint: str
+    model: str
+    requests: int = 0
+    """New requests: these would be submitted and paid for."""
+    input_tokens: int = 0
+    """Estimated input tokens of the new requests."""
+    already_submitted: int = 0
+    cached: int = 0
+    batches: int = 0
+    """Batch jobs the new requests would make, after splitting by limits."""
+    _queues: dict[str, list[int]] = dataclasses.field(default_factory=dict, repr=False)
+
+
+@dataclasses.dataclass
+class DryRunPlan:
+    """Everything a dry run saw."""
+
+    batch_size: int
+    groups: dict[tuple[str, str, str], PlanGroup] = dataclasses.field(default_factory=dict)
+    passed_through: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    """Calls that would go to real-time endpoints at full price, by (provider, kind)."""
+
+    def add(self, provider: Provider, request: BatchRequest, state: JournalState) -> None:
+        """Count one intercepted batchable call."""
+        key = (request.provider, request.endpoint, request.model)
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = PlanGroup(*key)
+        if state is JournalState.CACHED:
+            group.cached += 1
+            return
+        if state is JournalState.SUBMITTED:
+            group.already_submitted += 1
+            return
+        group.requests += 1
+        group.input_tokens += estimate_input_tokens(request.body)
+        # Split exactly as the scheduler would: per client identity, by count and by bytes.
+        queue = group._queues.setdefault(request.client_key, [0, 0])
+        limit = min(self.batch_size, provider.max_requests_per_batch)
+        if queue[0] == 0 or queue[0] >= limit or (
+            queue[1] + request.size_bytes > provider.max_bytes_per_batch
+        ):
+            group.batches += 1
+            queue[0], queue[1] = 0, 0
+        queue[0] += 1
+        queue[1] += request.size_bytes
+
+    def add_pass_through(self, provider: str, kind: str) -> None:
+        """Count one call that would be sent in real time."""
+        key = (provider, kind)
+        self.passed_through[key] = self.passed_through.get(key, 0) + 1
+
+    def __iter__(self) -> Iterator[PlanGroup]:
+        return iter(sorted(self.groups.values(), key=lambda g: (g.provider, g.endpoint, g.model)))
+
+    @property
+    def total_requests(self) -> int:
+        """Every batchable call seen, new or not."""
+        return sum(g.requests + g.already_submitted + g.cached for g in self.groups.values())
+
+
+def estimate_input_tokens(body: Mapping[str, Any]) -> int:
+    """A rough input token count: the request's text length over `CHARS_PER_TOKEN`."""
+    return max(1, math.ceil(_text_length(body) / CHARS_PER_TOKEN))
+
+
+def _text_length(value: object, key: str = "") -> int:
+    if key in _NON_TEXT_KEYS:
+        return 0
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, Mapping):
+        return sum(_text_length(item, str(name)) for name, item in value.items())
+    if isinstance(value, list | tuple):
+        return sum(_text_length(item) for item in value)
+    return 0
