@@ -41,3 +41,19 @@ def typecheck(session: nox.Session) -> None:
     """Type-check src/ with mypy --strict."""
     session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "typecheck"))
     session.run("mypy")
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Measure idle overhead, scale and latency; write benchmarks/RESULTS.md."""
+    session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "bench"))
+    session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session
+def frameworks(session: nox.Session) -> None:
+    """Prove LangChain, Instructor, Pydantic AI, LiteLLM and DSPy calls are batched."""
+    session.install(
+        "-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test", "frameworks")
+    )
+    session.run("pytest", "tests_frameworks", *session.posargs)

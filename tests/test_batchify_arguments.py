@@ -23,21 +23,9 @@ def test_bad_arguments_raise_a_clear_value_error(kwargs: dict[str, object]) -> N
         batchify(**kwargs)  # type: ignore[arg-type]
 
 
-def test_features_not_available_yet_say_so() -> None:
-    with pytest.raises(NotImplementedError, match="dry_run"):
-        batchify(dry_run=True)
-    with pytest.raises(NotImplementedError, match="progress"):
-        batchify(progress=True)
-
-
 def test_default_cache_setting_does_not_stop_anything() -> None:
     assert isinstance(batchify(), batchling.Batchify)
     assert isinstance(batchify(cache=False), batchling.Batchify)
-
-
-def test_plain_with_explains_that_async_with_is_needed() -> None:
-    with pytest.raises(TypeError, match="async with"), batchify():
-        pass
 
 
 async def test_one_context_object_cannot_be_entered_twice_at_once() -> None:

@@ -15,7 +15,9 @@ from types import TracebackType
 from typing import Any
 
 from batchling import journal, patching
+from batchling.dryrun import DryRunFinished, DryRunPlan
 from batchling.errors import DeadlineReachedError, NotBatchableError, NotBatchedWarning
+from batchling.events import Observers, RunObserver
 from batchling.journal import Journal
 from batchling.plugins import get_providers
 from batchling.provider import BatchRequest, NotBatchable, PatchTarget, Provider
@@ -30,6 +32,8 @@ DEFAULT_POLL_INTERVAL_SECONDS = 10.0
 DEFAULT_COMPLETION_WINDOW = "24h"
 
 EXIT_GRACE_LOOP_TURNS = 5
+DRY_RUN_SETTLE_SECONDS = 0.25
+"""A dry run ends when no new call arrived for this long: the program waits for results."""
 
 _COMPLETION_WINDOW = re.compile(r"^[1-9][0-9]*[hd]$")
 
@@ -72,7 +76,11 @@ def batchify(
             off (x1.5 each) up to two minutes apart.
         completion_window: The job's completion window as the provider names it (OpenAI
             accepts only `"24h"`).
-        dry_run: Not available yet; `True` raises `NotImplementedError`.
+        dry_run: Send nothing. Every call is recorded instead, until the program waits for a
+            result it cannot get; then a summary (requests, batch jobs, estimated tokens and
+            cost per provider, endpoint and model) is printed to stderr and the program
+            stops with exit code 0 (`SystemExit(0)`). Requests the journal already knows
+            show as already submitted or cached.
         cache: The journal that makes re-runs free and crashes safe. `True` keeps it in the
             user cache directory (or `$BATCHLING_CACHE_DIR`), a path keeps it in that
             directory, `False` turns it off. With it, a request a previous run already sent is
@@ -80,8 +88,10 @@ def batchify(
             job is followed.
         strict: Raise `batchling.NotBatchableError` for a call that cannot be batched instead of
             sending it in real time.
-        progress: Not available yet; `None` and `False` show nothing but log lines (logger
-            `"batchling"`), `True` raises `NotImplementedError`.
+        progress: `None` (default): a live display of the batch jobs on stderr when it is a
+            terminal (and `$CI` is not set), concise lines at state changes otherwise, and a
+            summary at exit. `True`: the live display even off a terminal. `False`: state
+            change lines only, no summary. Nothing is ever written to stdout.
         deadline: When results are needed at the latest: seconds after entering the block, a
             `timedelta`, or an aware `datetime`. Requests not answered by then are sent to the
             real-time endpoint at full price (reported as passed through, kind
@@ -112,13 +122,6 @@ def batchify(
         raise ValueError(f"deadline must be seconds, a timedelta or a datetime, got {deadline!r}")
     if isinstance(deadline, datetime.datetime) and deadline.tzinfo is None:
         raise ValueError("deadline must be a timezone-aware datetime (e.g. with tzinfo=UTC)")
-    if dry_run:
-        raise NotImplementedError("batchify(dry_run=True) is not available yet.")
-    if progress:
-        raise NotImplementedError(
-            "batchify(progress=True) is not available yet; state changes are logged to the "
-            "'batchling' logger."
-        )
     settings = SchedulerSettings(
         batch_size=batch_size,
         batch_window_seconds=float(batch_window_seconds),
@@ -127,11 +130,37 @@ def batchify(
         resubmit_expired=resubmit_expired,
         cancel_on_exit=cancel_on_exit,
     )
-    return Batchify(settings, strict=strict, cache=cache, deadline=deadline)
+    return Batchify(
+        settings,
+        strict=strict,
+        cache=cache,
+        deadline=deadline,
+        dry_run=dry_run,
+        progress=progress,
+    )
+
+
+class _LoopState:
+    """What a block keeps per event loop: a `with batchify()` block around a script may see
+    several loops (each `asyncio.run` makes one), an `async with` block exactly one."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+        self.outstanding = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.dry_waiters: list[asyncio.Future[None]] = []
+        self.dry_timer: asyncio.TimerHandle | None = None
 
 
 class Batchify:
-    """The context manager `batchify()` returns; `report` counts what the block did."""
+    """The context manager `batchify()` returns; `report` counts what the block did.
+
+    `async with batchify():` batches the calls made in that block on its event loop. A plain
+    `with batchify():` activates batching for everything run inside it, including code that
+    starts its own event loops with `asyncio.run(...)` (this is how `batchling run` batches a
+    whole script); each loop gets its own queues, which live as long as that loop runs.
+    """
 
     def __init__(
         self,
@@ -140,37 +169,97 @@ class Batchify:
         strict: bool,
         cache: bool | str | os.PathLike[str] = True,
         deadline: float | datetime.timedelta | datetime.datetime | None = None,
+        dry_run: bool = False,
+        progress: bool | None = None,
     ) -> None:
         self._settings = settings
         self._strict = strict
         self._cache = cache
         self._deadline = deadline
-        self._journal: Journal | None = None
+        self._dry_run = dry_run
+        self._progress = progress
         self.report = RunReport()
-        self._scheduler: Scheduler | None = None
+        self.plan: DryRunPlan | None = None
+        """What a dry run saw (`dry_run=True` only)."""
+        self._active = False
+        self._journal: Journal | None = None
+        self._states: dict[asyncio.AbstractEventLoop, _LoopState] = {}
+        self._scheduler_settings = settings
         self._token: Any = None
         self._warned: set[str] = set()
-        self._outstanding = 0
-        self._idle = asyncio.Event()
+        self._events = Observers([])
+        self._display: Any = None
 
-    async def __aenter__(self) -> Batchify:
-        if self._scheduler is not None:
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _begin(self) -> None:
+        if self._active:
             raise RuntimeError(
                 "This batchify() context is already active; call batchify() again for another "
                 "block."
             )
         providers = get_providers()
         patching.install(providers.values())
+        self._active = True
         self.report = RunReport()
+        self.plan = DryRunPlan(batch_size=self._settings.batch_size) if self._dry_run else None
         self._warned = set()
-        self._outstanding = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._states = {}
         path = journal.resolve_path(self._cache)
         self._journal = journal.Journal(path) if path is not None else None
-        settings = dataclasses.replace(self._settings, deadline=_deadline_time(self._deadline))
-        self._scheduler = Scheduler(settings, self.report, self._journal)
+        self._scheduler_settings = dataclasses.replace(
+            self._settings, deadline=_deadline_time(self._deadline)
+        )
+        observers: list[RunObserver] = []
+        if not self._dry_run:
+            display = _display_module()
+            self._display = display.make_progress(self._progress) if display else None
+            if self._display is not None:
+                self._display.start()
+                observers.append(self._display)
+        self._events = Observers(observers)
         self._token = patching.activate(self)
+
+    def _end(self, exc: BaseException | None) -> None:
+        """Close what `_begin` opened; in a dry run, print the plan and stop the program."""
+        try:
+            patching.deactivate(self._token)
+        except ValueError:
+            # Reset from another context (e.g. a generator finalised elsewhere): the router
+            # is only cleared for this context then.
+            patching.activate(None)
+        self._active = False
+        self._states = {}
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        if self._display is not None:
+            self._display.stop()
+            display = _display_module()
+            if self._progress is not False and display is not None:
+                display.print_run_summary(self.report)
+            self._display = None
+        if self.plan is not None:
+            display = _display_module()
+            if display is not None:
+                display.print_dry_run_summary(self.plan)
+            if exc is None or isinstance(exc, DryRunFinished):
+                raise SystemExit(0) from None
+
+    def _state(self) -> _LoopState:
+        """This block's state for the running event loop, created on first use."""
+        loop = asyncio.get_running_loop()
+        state = self._states.get(loop)
+        if state is None:
+            scheduler = Scheduler(
+                self._scheduler_settings, self.report, self._journal, self._events
+            )
+            state = self._states[loop] = _LoopState(scheduler)
+        return state
+
+    async def __aenter__(self) -> Batchify:
+        self._begin()
+        self._state()
         return self
 
     async def __aexit__(
@@ -179,59 +268,70 @@ class Batchify:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        scheduler = self._scheduler
-        assert scheduler is not None, "__aexit__ without __aenter__"
-        patching.deactivate(self._token)
+        assert self._active, "__aexit__ without __aenter__"
+        state = self._states.get(asyncio.get_running_loop())
         try:
-            if exc_type is None:
-                # Every call made inside the block is waited for, including calls of tasks
-                # nobody awaited and calls those tasks make after their first result.
-                scheduler.close()
-                while True:
-                    # Tasks started in the block but not yet run get a few loop turns to reach
-                    # the SDK before the block decides that nothing is outstanding.
-                    for _ in range(EXIT_GRACE_LOOP_TURNS):
-                        await asyncio.sleep(0)
-                    if self._outstanding == 0:
-                        break
-                    await self._idle.wait()
-                await scheduler.drain()
-            else:
-                left = await scheduler.abandon()
-                if left:
-                    ids = ", ".join(f"{batch.provider}:{batch.batch_id}" for batch in left)
-                    if self._settings.cancel_on_exit:
-                        log.warning(
-                            "batchify() block ended with %s; asked the provider to cancel: %s",
-                            exc_type.__name__, ids,
-                        )  # fmt: skip
-                    elif self._journal is not None:
-                        log.warning(
-                            "batchify() block ended with %s; batch jobs left running and "
-                            "journaled (run again to collect their results, or `batchling "
-                            "batches cancel`): %s",
-                            exc_type.__name__, ids,
-                        )  # fmt: skip
-                    else:
-                        log.warning(
-                            "batchify() block ended with %s; batch jobs left running at the "
-                            "provider (cache=False: a re-run will not find them): %s",
-                            exc_type.__name__, ids,
-                        )  # fmt: skip
+            if state is not None:
+                if exc_type is None and not self._dry_run:
+                    await self._finish(state)
+                else:
+                    await self._stop(state, exc_type)
         finally:
-            self._scheduler = None
-            if self._journal is not None:
-                self._journal.close()
-                self._journal = None
+            self._end(exc)
 
     def __enter__(self) -> Batchify:
-        raise TypeError(
-            "batchify() batches async SDK clients and must be used with `async with "
-            "batchify():`. Sync clients (`with batchify():`) are not supported yet."
-        )
+        self._begin()
+        return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        """Never reached: `__enter__` refuses."""
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._end(exc)
+
+    async def _finish(self, state: _LoopState) -> None:
+        """Wait for every call made inside the block, including calls of tasks nobody awaited
+        and calls those tasks make after their first result."""
+        scheduler = state.scheduler
+        scheduler.close()
+        while True:
+            # Tasks started in the block but not yet run get a few loop turns to reach the SDK
+            # before the block decides that nothing is outstanding.
+            for _ in range(EXIT_GRACE_LOOP_TURNS):
+                await asyncio.sleep(0)
+            if state.outstanding == 0:
+                break
+            await state.idle.wait()
+        await scheduler.drain()
+
+    async def _stop(self, state: _LoopState, exc_type: type[BaseException] | None) -> None:
+        """Leave without waiting: the block ended with an error, Ctrl-C, or a dry run."""
+        self._release_dry_waiters(state)
+        left = await state.scheduler.abandon()
+        if not left:
+            return
+        reason = exc_type.__name__ if exc_type is not None else "a dry run"
+        ids = ", ".join(f"{batch.provider}:{batch.batch_id}" for batch in left)
+        if self._settings.cancel_on_exit:
+            log.warning(
+                "batchify() block ended with %s; asked the provider to cancel: %s", reason, ids
+            )
+        elif self._journal is not None:
+            log.warning(
+                "batchify() block ended with %s; batch jobs left running and journaled (run "
+                "again to collect their results, or `batchling batches cancel`): %s",
+                reason, ids,
+            )  # fmt: skip
+        else:
+            log.warning(
+                "batchify() block ended with %s; batch jobs left running at the provider "
+                "(cache=False: a re-run will not find them): %s",
+                reason, ids,
+            )  # fmt: skip
+
+    # -- routing -----------------------------------------------------------------------------
 
     def route(
         self,
@@ -245,16 +345,14 @@ class Batchify:
         """Called by the wrappers for every intercepted call made inside this block."""
         if target.hook:
             return provider.hook(target, wrapped, instance, args, kwargs)
-        scheduler = self._scheduler
-        if scheduler is None:
+        if not self._active:
             # A task started inside the block that outlived it: the block is over, so the call
             # is an ordinary real-time call, as outside any block.
             return wrapped(*args, **kwargs)
-        return self._tracked_call(scheduler, provider, target, wrapped, instance, args, kwargs)
+        return self._tracked_call(provider, target, wrapped, instance, args, kwargs)
 
     async def _tracked_call(
         self,
-        scheduler: Scheduler,
         provider: Provider,
         target: PatchTarget,
         wrapped: Callable[..., Any],
@@ -262,20 +360,23 @@ class Batchify:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        self._outstanding += 1
-        self._idle.clear()
+        if not self._active:
+            return await wrapped(*args, **kwargs)
+        state = self._state()
+        state.outstanding += 1
+        state.idle.clear()
         try:
             return await self._batched_call(
-                scheduler, provider, target, wrapped, instance, args, kwargs
+                state, provider, target, wrapped, instance, args, kwargs
             )
         finally:
-            self._outstanding -= 1
-            if self._outstanding == 0:
-                self._idle.set()
+            state.outstanding -= 1
+            if state.outstanding == 0:
+                state.idle.set()
 
     async def _batched_call(
         self,
-        scheduler: Scheduler,
+        state: _LoopState,
         provider: Provider,
         target: PatchTarget,
         wrapped: Callable[..., Any],
@@ -287,11 +388,26 @@ class Batchify:
         if request is None:
             return await wrapped(*args, **kwargs)
         if isinstance(request, NotBatchable):
+            if self.plan is not None:
+                self.plan.add_pass_through(provider.name, request.kind)
+                return await self._wait_for_dry_run_end(state)
             self._pass_through(provider, request)
             return await wrapped(*args, **kwargs)
-        return await self._with_deadline_fallback(
-            scheduler, provider, request, wrapped, args, kwargs
-        )
+        if self.plan is not None:
+            self.plan.add(provider, request, state.scheduler.journal_state(request))
+            return await self._wait_for_dry_run_end(state)
+        try:
+            return await self._await_result(state.scheduler, provider, request)
+        except DeadlineReachedError:
+            self._pass_through(
+                provider,
+                NotBatchable(
+                    "deadline",
+                    "The batchify(deadline=...) passed before this request's batch finished.",
+                ),
+                refuse_under_strict=False,
+            )
+            return await wrapped(*args, **kwargs)
 
     async def _await_result(
         self, scheduler: Scheduler, provider: Provider, request: BatchRequest
@@ -304,34 +420,13 @@ class Batchify:
             raise
         return await provider.to_response(request, result)
 
-    async def _with_deadline_fallback(
-        self,
-        scheduler: Scheduler,
-        provider: Provider,
-        request: BatchRequest,
-        wrapped: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        try:
-            return await self._await_result(scheduler, provider, request)
-        except DeadlineReachedError:
-            self._pass_through(
-                provider,
-                NotBatchable(
-                    "deadline",
-                    "The batchify(deadline=...) passed before this request's batch finished.",
-                ),
-                refuse_under_strict=False,
-            )
-            return await wrapped(*args, **kwargs)
-
     def _pass_through(
         self, provider: Provider, why: NotBatchable, *, refuse_under_strict: bool = True
     ) -> None:
         if self._strict and refuse_under_strict:
             raise NotBatchableError(why.kind, why.reason)
         self.report.passed_through[why.kind] += 1
+        self._events.request_passed_through(provider.name, why.kind, why.reason)
         if why.kind not in self._warned:
             self._warned.add(why.kind)
             warnings.warn(
@@ -342,6 +437,29 @@ class Batchify:
                 ),
                 stacklevel=4,
             )
+
+    # -- dry run -----------------------------------------------------------------------------
+
+    async def _wait_for_dry_run_end(self, state: _LoopState) -> Any:
+        """Hold a dry-run call until the program has issued every call it can without a
+        result, then end it with `DryRunFinished`."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        state.dry_waiters.append(waiter)
+        if state.dry_timer is not None:
+            state.dry_timer.cancel()
+        state.dry_timer = loop.call_later(DRY_RUN_SETTLE_SECONDS, self._release_dry_waiters, state)
+        await waiter
+        raise AssertionError("unreachable: dry-run waiters only end with DryRunFinished")
+
+    def _release_dry_waiters(self, state: _LoopState) -> None:
+        if state.dry_timer is not None:
+            state.dry_timer.cancel()
+            state.dry_timer = None
+        waiters, state.dry_waiters = state.dry_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(DryRunFinished())
 
 
 def _deadline_time(
@@ -355,3 +473,12 @@ def _deadline_time(
     if isinstance(deadline, datetime.timedelta):
         return time.time() + deadline.total_seconds()
     return time.time() + float(deadline)
+
+
+def _display_module() -> Any:
+    # TEMPORARY while display.py lands.
+    try:
+        from batchling import display  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return display

@@ -15,7 +15,7 @@ CHARS_PER_TOKEN = 4
 _NON_TEXT_KEYS = frozenset({"model", "custom_id", "metadata", "response_format", "tools", "schema"})
 
 
-class DryRunFinished(BaseException):  # noqa: N818 - a control-flow signal like SystemExit
+class DryRunFinished(BaseException):
     """Raised in the calls of a dry run once the program waits for results it will not get.
 
     A `BaseException` (like `SystemExit`), so that the program's own `except Exception` does not

@@ -24,6 +24,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from batchling import backoff
+from batchling.dryrun import JournalState, estimate_input_tokens
 from batchling.errors import (
     BatchCancelledError,
     BatchExpiredError,
@@ -33,6 +34,7 @@ from batchling.errors import (
     DeadlineReachedError,
     MissingResultError,
 )
+from batchling.events import Observers
 from batchling.journal import Entry, Journal, Submission, SubmissionState
 from batchling.patching import suspended
 from batchling.provider import (
@@ -106,11 +108,16 @@ class Scheduler:
     """Owns the queues and batch-job tasks of one `batchify()` block."""
 
     def __init__(
-        self, settings: SchedulerSettings, report: RunReport, journal: Journal | None
+        self,
+        settings: SchedulerSettings,
+        report: RunReport,
+        journal: Journal | None,
+        events: Observers | None = None,
     ) -> None:
         self._settings = settings
         self._report = report
         self._journal = journal
+        self._events = events if events is not None else Observers([])
         self._loop = asyncio.get_running_loop()
         self._queues: dict[QueueKey, _Queue] = {}
         self._jobs: set[asyncio.Task[None]] = set()
@@ -132,14 +139,33 @@ class Scheduler:
 
     # -- intake ----------------------------------------------------------------------------
 
-    def enqueue(self, provider: Provider, request: BatchRequest) -> asyncio.Future[LineResult]:
-        """Queue `request`; the future resolves with its line result or the batch's error."""
+    def _next_custom_id(self, request: BatchRequest) -> str:
         # custom_id = request digest + occurrence number in this run: stable across runs (so a
         # re-run recognises its requests), unique even for identical requests, and within
         # ^[A-Za-z0-9_-]{1,64}$, which every provider accepts.
         digest = request.request_hash[:40]
         custom_id = f"{digest}_{self._occurrences[digest]}"
         self._occurrences[digest] += 1
+        return custom_id
+
+    def journal_state(self, request: BatchRequest) -> JournalState:
+        """For a dry run: what the journal knows of `request` (counted as one more call)."""
+        custom_id = self._next_custom_id(request)
+        known = self._journal.lookup(custom_id) if self._journal is not None else None
+        if known is None:
+            return JournalState.NEW
+        if known.result is not None and _is_final(known.result):
+            return JournalState.CACHED
+        if known.result is None and known.submission.state in (
+            SubmissionState.RUNNING,
+            SubmissionState.SUBMITTING,
+        ):
+            return JournalState.SUBMITTED
+        return JournalState.NEW
+
+    def enqueue(self, provider: Provider, request: BatchRequest) -> asyncio.Future[LineResult]:
+        """Queue `request`; the future resolves with its line result or the batch's error."""
+        custom_id = self._next_custom_id(request)
         entry = _Entry(request, self._loop.create_future(), custom_id)
         if self._journal is not None:
             known = self._journal.lookup(custom_id)
@@ -155,6 +181,7 @@ class Scheduler:
         """Serve `entry` from what the journal knows, if that saves submitting it again."""
         if known.result is not None and _is_final(known.result):
             self._report.from_journal += 1
+            self._events.request_served_from_journal(provider.name)
             entry.future.set_result(known.result)
             return True
         submission = known.submission
@@ -307,6 +334,11 @@ class Scheduler:
             journal.mark_submitted(submission_id, batch.batch_id, provider.describe(batch))
         self._report.batch_ids.append(batch.batch_id)
         self._report.batched += len(lines)
+        for line in lines:
+            key = (provider.name, line.request.model)
+            self._report.batched_by_model[key] += 1
+            self._report.batched_input_tokens[key] += estimate_input_tokens(line.request.body)
+        self._events.batch_submitted(batch, resumed=False)
         log.info(
             "%s: submitted batch %s (%d %s requests, model %s)",
             provider.name, batch.batch_id, len(lines), batch.endpoint, batch.model or "-",
@@ -365,6 +397,7 @@ class Scheduler:
                 self._report.failed += _fail_all(attachment.entries, exc)
                 return
             self._report.resumed_batch_ids.append(batch_id)
+            self._events.batch_submitted(batch, resumed=True)
             log.info(
                 "%s: resuming batch %s from the journal (%d requests of this run in it)",
                 provider.name, batch_id, len(attachment.entries),
@@ -404,6 +437,7 @@ class Scheduler:
             self._journal.mark_ended(submission_id, status.provider_status)
         if attachment is not None:
             attachment.closed = True
+        self._events.batch_finished(batch, status)
         unfinished: list[_Entry] = []
         for result in results:
             entry = entries.pop(result.custom_id, None)
@@ -460,6 +494,7 @@ class Scheduler:
                     provider.name, batch.batch_id, exc,
                 )  # fmt: skip
                 continue
+            self._events.batch_polled(batch, status)
             if status.provider_status != last_state:
                 last_state = status.provider_status
                 if self._journal is not None and not status.state.is_terminal:
