@@ -8,9 +8,10 @@ import datetime
 import logging
 import os
 import re
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any
 
@@ -140,6 +141,31 @@ def batchify(
     )
 
 
+_RUN_ORIGINAL = object()
+"""Returned by the routing steps when the SDK's own method must send the call."""
+
+
+class _LoopThread:
+    """The event loop thread a block runs sync clients' batches on."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="batchling-scheduler", daemon=True
+        )
+        self._thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        """Run `coroutine` on the loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def close(self) -> None:
+        """Stop the loop and its thread."""
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
 class _LoopState:
     """What a block keeps per event loop: a `with batchify()` block around a script may see
     several loops (each `asyncio.run` makes one), an `async with` block exactly one."""
@@ -189,6 +215,9 @@ class Batchify:
         self._warned: set[str] = set()
         self._events = Observers([])
         self._display: Any = None
+        self._lock = threading.Lock()
+        self._loop_thread: _LoopThread | None = None
+        self._process_wide = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -220,6 +249,22 @@ class Batchify:
         self._events = Observers(observers)
         self._token = patching.activate(self)
 
+    def _close_loop_thread(self, exc: BaseException | None) -> None:
+        """Finish (or stop) the batches of sync clients' calls, then the loop thread."""
+        if self._process_wide:
+            patching.deactivate_for_process(self)
+            self._process_wide = False
+        loop_thread = self._loop_thread
+        if loop_thread is not None:
+            state = self._states.get(loop_thread.loop)
+            if state is not None:
+                if exc is None and not self._dry_run:
+                    loop_thread.run(self._finish(state))
+                else:
+                    loop_thread.run(self._stop(state, type(exc) if exc else None))
+            loop_thread.close()
+            self._loop_thread = None
+
     def _end(self, exc: BaseException | None) -> None:
         """Close what `_begin` opened; in a dry run, print the plan and stop the program."""
         try:
@@ -249,13 +294,14 @@ class Batchify:
     def _state(self) -> _LoopState:
         """This block's state for the running event loop, created on first use."""
         loop = asyncio.get_running_loop()
-        state = self._states.get(loop)
-        if state is None:
-            scheduler = Scheduler(
-                self._scheduler_settings, self.report, self._journal, self._events
-            )
-            state = self._states[loop] = _LoopState(scheduler)
-        return state
+        with self._lock:
+            state = self._states.get(loop)
+            if state is None:
+                scheduler = Scheduler(
+                    self._scheduler_settings, self.report, self._journal, self._events
+                )
+                state = self._states[loop] = _LoopState(scheduler)
+            return state
 
     async def __aenter__(self) -> Batchify:
         self._begin()
@@ -277,10 +323,18 @@ class Batchify:
                 else:
                     await self._stop(state, exc_type)
         finally:
+            if self._loop_thread is not None:
+                # Sync clients called from this block (e.g. through asyncio.to_thread) were
+                # batched on the block's own loop thread: wind it down without blocking here.
+                await asyncio.to_thread(self._close_loop_thread, exc)
             self._end(exc)
 
     def __enter__(self) -> Batchify:
         self._begin()
+        # Sync code hands calls to thread pools, whose threads do not inherit the context: a
+        # plain `with` block batches calls from every thread of the process.
+        patching.activate_for_process(self)
+        self._process_wide = True
         return self
 
     def __exit__(
@@ -289,7 +343,10 @@ class Batchify:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._end(exc)
+        try:
+            self._close_loop_thread(exc)
+        finally:
+            self._end(exc)
 
     async def _finish(self, state: _LoopState) -> None:
         """Wait for every call made inside the block, including calls of tasks nobody awaited
@@ -349,7 +406,34 @@ class Batchify:
             # A task started inside the block that outlived it: the block is over, so the call
             # is an ordinary real-time call, as outside any block.
             return wrapped(*args, **kwargs)
+        if target.sync:
+            return self._blocking_call(provider, target, wrapped, instance, args, kwargs)
         return self._tracked_call(provider, target, wrapped, instance, args, kwargs)
+
+    def _blocking_call(
+        self,
+        provider: Provider,
+        target: PatchTarget,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """A sync client's call: batched on the block's own event loop thread while the
+        calling thread waits."""
+        loop = self._background_loop()
+        outcome = asyncio.run_coroutine_threadsafe(
+            self._tracked_call(provider, target, wrapped, instance, args, kwargs), loop
+        ).result()
+        if outcome is _RUN_ORIGINAL:
+            return wrapped(*args, **kwargs)
+        return outcome
+
+    def _background_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop_thread is None:
+                self._loop_thread = _LoopThread()
+            return self._loop_thread.loop
 
     async def _tracked_call(
         self,
@@ -361,38 +445,41 @@ class Batchify:
         kwargs: dict[str, Any],
     ) -> Any:
         if not self._active:
+            outcome: Any = _RUN_ORIGINAL
+        else:
+            state = self._state()
+            state.outstanding += 1
+            state.idle.clear()
+            try:
+                outcome = await self._batched_call(state, provider, target, instance, args, kwargs)
+            finally:
+                state.outstanding -= 1
+                if state.outstanding == 0:
+                    state.idle.set()
+        if outcome is _RUN_ORIGINAL and not target.sync:
             return await wrapped(*args, **kwargs)
-        state = self._state()
-        state.outstanding += 1
-        state.idle.clear()
-        try:
-            return await self._batched_call(
-                state, provider, target, wrapped, instance, args, kwargs
-            )
-        finally:
-            state.outstanding -= 1
-            if state.outstanding == 0:
-                state.idle.set()
+        # A sync target's original runs in its own (calling) thread: see `_blocking_call`.
+        return outcome
 
     async def _batched_call(
         self,
         state: _LoopState,
         provider: Provider,
         target: PatchTarget,
-        wrapped: Callable[..., Any],
         instance: Any,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
+        """The call's result, or `_RUN_ORIGINAL` when the SDK must send it itself."""
         request = await provider.to_request(target, instance, args, kwargs)
         if request is None:
-            return await wrapped(*args, **kwargs)
+            return _RUN_ORIGINAL
         if isinstance(request, NotBatchable):
             if self.plan is not None:
                 self.plan.add_pass_through(provider.name, request.kind)
                 return await self._wait_for_dry_run_end(state)
             self._pass_through(provider, request)
-            return await wrapped(*args, **kwargs)
+            return _RUN_ORIGINAL
         if self.plan is not None:
             self.plan.add(provider, request, state.scheduler.journal_state(request))
             return await self._wait_for_dry_run_end(state)
@@ -407,7 +494,7 @@ class Batchify:
                 ),
                 refuse_under_strict=False,
             )
-            return await wrapped(*args, **kwargs)
+            return _RUN_ORIGINAL
 
     async def _await_result(
         self, scheduler: Scheduler, provider: Provider, request: BatchRequest

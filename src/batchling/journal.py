@@ -15,13 +15,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import functools
 import json
 import os
 import sqlite3
+import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import platformdirs
 
@@ -121,6 +123,21 @@ def resolve_path(cache: bool | str | os.PathLike[str]) -> Path | None:
     return directory / FILE_NAME
 
 
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+
+
+def _locked(method: Callable[_P, _T]) -> Callable[_P, _T]:
+    @functools.wraps(method)
+    def locked(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        journal = args[0]
+        assert isinstance(journal, Journal)
+        with journal._lock:
+            return method(*args, **kwargs)
+
+    return locked
+
+
 class Journal:
     """A connection to the journal file; use from one thread."""
 
@@ -131,7 +148,12 @@ class Journal:
         # files the same permissions.
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         os.close(fd)
-        self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        # One connection shared by the block's event loop threads (an async block's loop and
+        # the loop thread of sync clients), each use under the lock.
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            path, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=30000")
@@ -141,6 +163,7 @@ class Journal:
                     self._db.execute(statement)
         self.expire()
 
+    @_locked
     def close(self) -> None:
         """Close the connection."""
         self._db.close()
@@ -157,6 +180,7 @@ class Journal:
 
     # -- reading ---------------------------------------------------------------------------
 
+    @_locked
     def lookup(self, custom_id: str) -> Entry | None:
         """What the journal knows of one request, if anything."""
         row = self._db.execute(
@@ -181,6 +205,7 @@ class Journal:
             )
         return Entry(custom, submission, result)
 
+    @_locked
     def custom_ids(self, submission_id: str) -> list[str]:
         """The requests of a submission, in submission order."""
         rows = self._db.execute(
@@ -189,6 +214,7 @@ class Journal:
         )
         return [row[0] for row in rows]
 
+    @_locked
     def submissions(self, *, states: Iterable[SubmissionState] | None = None) -> list[Submission]:
         """Journaled submissions, newest first."""
         query = f"SELECT {_SUBMISSION_COLUMNS} FROM submissions s"
@@ -200,6 +226,7 @@ class Journal:
         rows = self._db.execute(query + " ORDER BY s.created_at DESC", params)
         return [_submission(row) for row in rows]
 
+    @_locked
     def find_submission(self, key: str) -> Submission | None:
         """A submission by its submission id or provider batch id."""
         row = self._db.execute(
@@ -209,6 +236,7 @@ class Journal:
         ).fetchone()
         return _submission(row) if row is not None else None
 
+    @_locked
     def stats(self) -> dict[str, int]:
         """Counts for `batchling cache info`."""
         submissions = self._db.execute("SELECT COUNT(*) FROM submissions").fetchone()[0]
@@ -234,6 +262,7 @@ class Journal:
 
     # -- writing ---------------------------------------------------------------------------
 
+    @_locked
     def begin_submission(self, submission: Submission, custom_ids: Sequence[str]) -> None:
         """Record a submission and its requests before the provider is asked to create it."""
         now = time.time()
@@ -259,6 +288,7 @@ class Journal:
                 ],
             )
 
+    @_locked
     def mark_submitted(self, submission_id: str, batch_id: str, info: Mapping[str, Any]) -> None:
         """Record the provider's job id for a submission."""
         with self._transaction() as db:
@@ -271,6 +301,7 @@ class Journal:
                 ),
             )  # fmt: skip
 
+    @_locked
     def mark_status(self, submission_id: str, provider_status: str) -> None:
         """Record the provider's latest status word for a running job."""
         with self._transaction() as db:
@@ -280,6 +311,7 @@ class Journal:
                 (provider_status, time.time(), submission_id),
             )
 
+    @_locked
     def store_results(self, submission_id: str, results: Iterable[LineResult]) -> None:
         """Keep downloaded results, so a re-run gets them without the network."""
         with self._transaction() as db:
@@ -300,6 +332,7 @@ class Journal:
         """Record that a job ended and its results are stored."""
         self._set_state(submission_id, SubmissionState.ENDED, provider_status)
 
+    @_locked
     def abandon(self, submission_id: str) -> None:
         """Record that a submission was never created: its requests are free to go again."""
         with self._transaction() as db:
@@ -312,6 +345,7 @@ class Journal:
                 (submission_id,),
             )
 
+    @_locked
     def release(self, custom_ids: Iterable[str]) -> None:
         """Forget requests without a result (e.g. to resubmit them in a new job)."""
         with self._transaction() as db:
@@ -320,6 +354,7 @@ class Journal:
                 [(custom_id,) for custom_id in custom_ids],
             )
 
+    @_locked
     def _set_state(self, submission_id: str, state: SubmissionState, status: str | None) -> None:
         with self._transaction() as db:
             db.execute(
@@ -328,6 +363,7 @@ class Journal:
                 (str(state), status, time.time(), submission_id),
             )
 
+    @_locked
     def expire(self, max_age_seconds: float = RETENTION_SECONDS) -> None:
         """Drop entries older than the providers keep their files."""
         cutoff = time.time() - max_age_seconds
@@ -339,6 +375,7 @@ class Journal:
                 (cutoff,),
             )
 
+    @_locked
     def clear(self) -> None:
         """Forget everything."""
         with self._transaction() as db:

@@ -38,14 +38,30 @@ class CallRouter(Protocol):
         ...
 
 
+class _Suspended:
+    """Marks a context where calls must not be batched (batchling's own calls)."""
+
+    def route(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a suspended context routes nothing")
+
+
+SUSPENDED = _Suspended()
+
 _active_router: contextvars.ContextVar[CallRouter | None] = contextvars.ContextVar(
     "batchling_active_router", default=None
 )
+# Routers of plain `with batchify()` blocks: they apply to every thread of the process whose
+# context has no router of its own (thread pools do not inherit the context), innermost last.
+_process_routers: list[CallRouter] = []
+_process_lock = threading.Lock()
 
 
 def active_router() -> CallRouter | None:
-    """The router of the innermost `batchify()` around the current code, if any."""
-    return _active_router.get()
+    """The router that receives calls made here: the context's own, else the process's."""
+    router = _active_router.get()
+    if router is None and _process_routers:
+        router = _process_routers[-1]
+    return None if router is SUSPENDED else router
 
 
 def activate(router: CallRouter | None) -> contextvars.Token[CallRouter | None]:
@@ -58,10 +74,23 @@ def deactivate(token: contextvars.Token[CallRouter | None]) -> None:
     _active_router.reset(token)
 
 
+def activate_for_process(router: CallRouter) -> None:
+    """Make `router` receive calls from every thread that has no router of its own."""
+    with _process_lock:
+        _process_routers.append(router)
+
+
+def deactivate_for_process(router: CallRouter) -> None:
+    """Undo the matching `activate_for_process`."""
+    with _process_lock:
+        if router in _process_routers:
+            _process_routers.remove(router)
+
+
 @contextlib.contextmanager
 def suspended() -> Iterator[None]:
     """Let calls through unbatched, e.g. batchling's own calls to the Batch API."""
-    token = _active_router.set(None)
+    token = _active_router.set(SUSPENDED)
     try:
         yield
     finally:
@@ -89,6 +118,10 @@ def _make_wrapper(target: PatchTarget) -> Callable[..., Any]:
     ) -> Any:
         router = _active_router.get()
         if router is None:
+            if not _process_routers:
+                return wrapped(*args, **kwargs)
+            router = _process_routers[-1]
+        if router is SUSPENDED:
             return wrapped(*args, **kwargs)
         return router.route(_handlers[target], target, wrapped, instance, args, kwargs)
 

@@ -33,6 +33,9 @@ class PatchTarget:
     hook: bool = False
     """A hook target is no request: inside `batchify()` its calls go to `Provider.hook` (e.g. to
     lift a real-time-only limit), outside they run unchanged."""
+    sync: bool = False
+    """The method is a plain (blocking) function of a sync client: batchling runs the provider's
+    async steps on its own event loop thread and blocks the calling thread until the result."""
 
 
 @dataclass(frozen=True, slots=True)

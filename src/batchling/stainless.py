@@ -9,11 +9,13 @@ objects and exceptions the real-time call produces.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
+import inspect
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 # Headers that say nothing about where or as whom a request is sent. Every other header the SDK
@@ -85,19 +87,40 @@ def digest(*parts: object) -> str:
     return hashlib.sha256(data.encode()).hexdigest()
 
 
+def is_sync_client(client: Any) -> bool:
+    """Whether `client` is a sync (blocking) Stainless client."""
+    return any(cls.__name__ == "SyncAPIClient" for cls in type(client).__mro__)
+
+
+async def call(client: Any, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call an SDK method of `client` from batchling's event loop.
+
+    A sync client's method blocks, so it runs in a worker thread (which inherits the caller's
+    context, so batchling's own calls stay unbatched).
+    """
+    if is_sync_client(client):
+        return await asyncio.to_thread(method, *args, **kwargs)
+    return await method(*args, **kwargs)
+
+
+async def _settle(value: Any) -> Any:
+    """`value`, awaited if the SDK returned an awaitable (async clients do, sync ones don't)."""
+    return await value if inspect.isawaitable(value) else value
+
+
 async def prepare(client: Any, cast_to: Any, options: Any) -> PreparedCall:
     """Take the steps the SDK's `request()` takes before sending, without sending.
 
-    The caller's options object is left untouched.
+    Works for async and sync clients alike. The caller's options object is left untouched.
     """
     copy_and_prepare = getattr(client, "_copy_and_prepare", None)
     if copy_and_prepare is not None:
         # anthropic 2.x merges `extra_body` and strips its `Omit` sentinels here.
-        options = await copy_and_prepare(options)
+        options = await _settle(copy_and_prepare(options))
     else:
         options = options.model_copy()
     cast_to = client._maybe_override_cast_to(cast_to, options)
-    options = await client._prepare_options(options)
+    options = await _settle(client._prepare_options(options))
     http_request = client._build_request(options)
     raw_body: bytes = http_request.content or b"{}"
     identity = sorted(
@@ -150,12 +173,14 @@ async def respond(
     response = http.Response(status_code, json=body, request=call.http_request, headers=headers)
     if status_code >= 400:
         raise client._make_status_error_from_response(response)
-    return await client._process_response(
-        cast_to=call.cast_to,
-        options=call.options,
-        response=response,
-        stream=False,
-        stream_cls=None,
+    return await _settle(
+        client._process_response(
+            cast_to=call.cast_to,
+            options=call.options,
+            response=response,
+            stream=False,
+            stream_cls=None,
+        )
     )
 
 

@@ -41,6 +41,7 @@ from batchling.provider import (
 )
 
 REQUEST_TARGET = PatchTarget("anthropic._base_client", "AsyncAPIClient.request")
+SYNC_REQUEST_TARGET = PatchTarget("anthropic._base_client", "SyncAPIClient.request", sync=True)
 TIMEOUT_GUARD_TARGET = PatchTarget(
     "anthropic._base_client", "BaseClient._calculate_nonstreaming_timeout", hook=True
 )
@@ -92,7 +93,7 @@ class AnthropicProvider:
     """Batches `anthropic` async clients' `messages` calls through Message Batches."""
 
     name = "anthropic"
-    targets: Sequence[PatchTarget] = (REQUEST_TARGET, TIMEOUT_GUARD_TARGET)
+    targets: Sequence[PatchTarget] = (REQUEST_TARGET, SYNC_REQUEST_TARGET, TIMEOUT_GUARD_TARGET)
     max_requests_per_batch = 100_000
     max_bytes_per_batch = 256 * 1000 * 1000
 
@@ -167,8 +168,11 @@ class AnthropicProvider:
         delays = backoff.delays(1.0, cap=30.0)
         for attempt in range(CREATE_ATTEMPTS):
             try:
-                return await once.create(
-                    requests=requests, extra_headers=dict(job.call_headers) or None
+                return await stainless.call(
+                    job.client,
+                    once.create,
+                    requests=requests,
+                    extra_headers=dict(job.call_headers) or None,
                 )
             except Exception as exc:
                 if attempt == CREATE_ATTEMPTS - 1 or not self.is_transient(exc):
@@ -181,8 +185,11 @@ class AnthropicProvider:
 
     async def _find_recent(self, job: _Job, since: float, size: int) -> Any:
         try:
-            page = await _batches(job.client, job.beta).list(
-                limit=20, extra_headers=dict(job.call_headers) or None
+            page = await stainless.call(
+                job.client,
+                _batches(job.client, job.beta).list,
+                limit=20,
+                extra_headers=dict(job.call_headers) or None,
             )
         except Exception as exc:
             if self.is_transient(exc):
@@ -200,8 +207,11 @@ class AnthropicProvider:
 
     async def poll(self, batch: SubmittedBatch) -> BatchStatus:
         job: _Job = batch.handle
-        found = await _batches(job.client, job.beta).retrieve(
-            batch.batch_id, extra_headers=dict(job.call_headers) or None
+        found = await stainless.call(
+            job.client,
+            _batches(job.client, job.beta).retrieve,
+            batch.batch_id,
+            extra_headers=dict(job.call_headers) or None,
         )
         counts = found.request_counts
         ended = found.processing_status == "ended"
@@ -220,7 +230,9 @@ class AnthropicProvider:
         job: _Job = batch.handle
         if not status.handle:
             return
-        response = await job.client.get(
+        response = await stainless.call(
+            job.client,
+            job.client.get,
             status.handle,
             cast_to=stainless.http_module_of_client(job.client).Response,
             options={"headers": {**job.call_headers, "Accept": "application/binary"}},
@@ -239,8 +251,11 @@ class AnthropicProvider:
 
     async def cancel(self, batch: SubmittedBatch) -> None:
         job: _Job = batch.handle
-        await _batches(job.client, job.beta).cancel(
-            batch.batch_id, extra_headers=dict(job.call_headers) or None
+        await stainless.call(
+            job.client,
+            _batches(job.client, job.beta).cancel,
+            batch.batch_id,
+            extra_headers=dict(job.call_headers) or None,
         )
 
     def describe(self, batch: SubmittedBatch) -> Mapping[str, Any]:

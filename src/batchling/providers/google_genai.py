@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from google.genai import errors, types
-from google.genai.files import AsyncFiles
+from google.genai.files import AsyncFiles, Files
 
 from batchling import backoff, stainless
 from batchling.hookspecs import hookimpl
@@ -43,6 +43,10 @@ from batchling.provider import (
 
 REQUEST_TARGET = PatchTarget("google.genai._api_client", "BaseApiClient.async_request")
 STREAM_TARGET = PatchTarget("google.genai._api_client", "BaseApiClient.async_request_streamed")
+SYNC_REQUEST_TARGET = PatchTarget("google.genai._api_client", "BaseApiClient.request", sync=True)
+SYNC_STREAM_TARGET = PatchTarget(
+    "google.genai._api_client", "BaseApiClient.request_streamed", sync=True
+)
 
 ENDPOINT = "generateContent"
 ID_METADATA_KEY = "batchling_id"
@@ -79,14 +83,49 @@ _IRRELEVANT_HEADERS = frozenset({"user-agent", "x-goog-api-client", "content-typ
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class _Api:
+    """The caller's own API client, used the way the caller used it: a sync client's calls
+    run in a worker thread with its sync HTTP client, an async client's on the loop."""
+
+    api_client: Any
+    sync: bool
+
+    async def request(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if self.sync:
+            response = await asyncio.to_thread(self.api_client.request, method, path, body, None)
+        else:
+            response = await self.api_client.async_request(method, path, body, None)
+        return dict(json.loads(response.body or "{}"))
+
+    async def upload(self, data: bytes, name: str) -> str:
+        config = types.UploadFileConfig(mime_type="application/jsonl", display_name=name)
+        if self.sync:
+            uploaded = await asyncio.to_thread(
+                Files(self.api_client).upload, file=io.BytesIO(data), config=config
+            )
+        else:
+            uploaded = await AsyncFiles(self.api_client).upload(
+                file=io.BytesIO(data), config=config
+            )
+        return str(uploaded.name)
+
+    async def download(self, name: str) -> bytes:
+        if self.sync:
+            return bytes(await asyncio.to_thread(Files(self.api_client).download, file=name))
+        return bytes(await AsyncFiles(self.api_client).download(file=name))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class _Call:
     model_path: str
     """`models/<id>`, as the SDK addressed it."""
+    sync: bool
+    """Whether the call came from the sync surface (`client.models`)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Job:
-    api_client: Any
+    api: _Api
     name: str
     """`batches/<id>`."""
     source: str
@@ -117,7 +156,12 @@ class GoogleGenAIProvider:
     """Batches `google-genai` async model calls through the Gemini Batch API."""
 
     name = "gemini"
-    targets: Sequence[PatchTarget] = (REQUEST_TARGET, STREAM_TARGET)
+    targets: Sequence[PatchTarget] = (
+        REQUEST_TARGET,
+        STREAM_TARGET,
+        SYNC_REQUEST_TARGET,
+        SYNC_STREAM_TARGET,
+    )
     max_requests_per_batch = 100_000
     max_bytes_per_batch = 2_000_000_000
 
@@ -131,7 +175,7 @@ class GoogleGenAIProvider:
         model_method = match.group("method")
         if model_method in _FREE_METHODS:
             return None
-        if target == STREAM_TARGET or model_method == "streamGenerateContent":
+        if target in (STREAM_TARGET, SYNC_STREAM_TARGET) or model_method == "streamGenerateContent":
             return NotBatchable(
                 "streaming",
                 "A streamed response (generate_content_stream) cannot come from a Batch API.",
@@ -171,14 +215,14 @@ class GoogleGenAIProvider:
             request_hash=stainless.digest(self.name, ENDPOINT, model_path, prefix, body),
             base_url=str(instance._http_options.base_url or ""),
             client=instance,
-            call=_Call(model_path),
+            call=_Call(model_path, target.sync),
         )
 
     async def submit(
         self, lines: Sequence[BatchLine], *, completion_window: str, submission_id: str
     ) -> SubmittedBatch:
         first = lines[0].request
-        api_client = first.client
+        api = _Api(first.client, first.call.sync)
         model_path = first.call.model_path
         inline = [
             {"request": line.request.body, "metadata": {ID_METADATA_KEY: line.custom_id}}
@@ -190,9 +234,9 @@ class GoogleGenAIProvider:
             input_config: dict[str, Any] = {"requests": {"requests": inline}}
         else:
             source = "file"
-            input_config = {"fileName": await self._upload(api_client, lines, submission_id)}
+            input_config = {"fileName": await self._upload(api, lines, submission_id)}
         operation = await self._create(
-            api_client,
+            api,
             f"{model_path}:batchGenerateContent",
             {"batch": {"displayName": submission_id, "inputConfig": input_config}},
             submission_id,
@@ -203,24 +247,18 @@ class GoogleGenAIProvider:
             endpoint=first.endpoint,
             model=first.model,
             size=len(lines),
-            handle=_Job(
-                api_client, operation["name"], source, tuple(line.custom_id for line in lines)
-            ),
+            handle=_Job(api, operation["name"], source, tuple(line.custom_id for line in lines)),
         )
 
-    async def _upload(self, api_client: Any, lines: Sequence[BatchLine], name: str) -> str:
+    async def _upload(self, api: _Api, lines: Sequence[BatchLine], name: str) -> str:
         data = b"".join(
             json.dumps({"key": line.custom_id, "request": line.request.body}).encode() + b"\n"
             for line in lines
         )
-        uploaded = await AsyncFiles(api_client).upload(
-            file=io.BytesIO(data),
-            config={"mime_type": "application/jsonl", "display_name": name},
-        )
-        return str(uploaded.name)
+        return await api.upload(data, name)
 
     async def _create(
-        self, api_client: Any, path: str, body: dict[str, Any], submission_id: str
+        self, api: _Api, path: str, body: dict[str, Any], submission_id: str
     ) -> dict[str, Any]:
         # The SDK's own retries (if configured) could create a second paid job after a create
         # that failed ambiguously; batchling calls once per attempt and, after a transient
@@ -229,33 +267,31 @@ class GoogleGenAIProvider:
         attempts = 6
         for attempt in range(attempts):
             try:
-                response = await api_client.async_request("post", path, body, None)
-                return dict(json.loads(response.body))
+                return await api.request("post", path, body)
             except Exception as exc:
                 if attempt == attempts - 1 or not self.is_transient(exc):
                     raise
             await asyncio.sleep(next(delays))
-            existing = await self._find_submission(api_client, submission_id)
+            existing = await self._find_submission(api, submission_id)
             if existing is not None:
                 return existing
         raise AssertionError("unreachable")
 
-    async def _find_submission(self, api_client: Any, submission_id: str) -> dict[str, Any] | None:
+    async def _find_submission(self, api: _Api, submission_id: str) -> dict[str, Any] | None:
         try:
-            response = await api_client.async_request("get", "batches?pageSize=50", {}, None)
+            listing = await api.request("get", "batches?pageSize=50", {})
         except Exception as exc:
             if self.is_transient(exc):
                 return None
             raise
-        for operation in json.loads(response.body or "{}").get("operations", []):
+        for operation in listing.get("operations", []):
             if (operation.get("metadata") or {}).get("displayName") == submission_id:
                 return dict(operation)
         return None
 
     async def poll(self, batch: SubmittedBatch) -> BatchStatus:
         job: _Job = batch.handle
-        response = await job.api_client.async_request("get", job.name, {}, None)
-        operation = json.loads(response.body or "{}")
+        operation = await job.api.request("get", job.name, {})
         metadata = operation.get("metadata") or {}
         state_name = str(metadata.get("state") or "BATCH_STATE_PENDING")
         stats = metadata.get("batchStats") or {}
@@ -277,8 +313,8 @@ class GoogleGenAIProvider:
         output: Mapping[str, Any] = status.handle or {}
         responses_file = output.get("responsesFile")
         if responses_file:
-            data = await AsyncFiles(job.api_client).download(file=str(responses_file))
-            parsed = [_decode_file_line(raw) for raw in bytes(data).splitlines() if raw.strip()]
+            data = await job.api.download(str(responses_file))
+            parsed = [_decode_file_line(raw) for raw in data.splitlines() if raw.strip()]
         else:
             inlined = (output.get("inlinedResponses") or {}).get("inlinedResponses") or []
             parsed = [
@@ -296,7 +332,7 @@ class GoogleGenAIProvider:
 
     async def cancel(self, batch: SubmittedBatch) -> None:
         job: _Job = batch.handle
-        await job.api_client.async_request("post", f"{job.name}:cancel", {}, None)
+        await job.api.request("post", f"{job.name}:cancel", {})
 
     def describe(self, batch: SubmittedBatch) -> Mapping[str, Any]:
         job: _Job = batch.handle
@@ -317,7 +353,12 @@ class GoogleGenAIProvider:
             endpoint=ENDPOINT,
             model=template.model if template is not None else "",
             size=len(custom_ids),
-            handle=_Job(client, batch_id, str(info.get("source", "inline")), tuple(custom_ids)),
+            handle=_Job(
+                _Api(client, template.call.sync if template is not None else False),
+                batch_id,
+                str(info.get("source", "inline")),
+                tuple(custom_ids),
+            ),
         )
 
     async def find_submission(
@@ -329,7 +370,9 @@ class GoogleGenAIProvider:
         size: int,
         since: float,
     ) -> str | None:
-        found = await self._find_submission(client, submission_id)
+        found = await self._find_submission(
+            _Api(client, template.call.sync if template is not None else False), submission_id
+        )
         return str(found["name"]) if found is not None else None
 
     def default_client(self, base_url: str) -> Any:

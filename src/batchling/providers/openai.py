@@ -35,6 +35,7 @@ from batchling.provider import (
 )
 
 REQUEST_TARGET = PatchTarget("openai._base_client", "AsyncAPIClient.request")
+SYNC_REQUEST_TARGET = PatchTarget("openai._base_client", "SyncAPIClient.request", sync=True)
 
 # SDK path -> Batch API endpoint. The batch line's `url` and the job's `endpoint` are these.
 BATCH_ENDPOINTS: Mapping[str, str] = {
@@ -70,7 +71,7 @@ class OpenAIProvider:
     """Batches `openai` async clients' calls through the OpenAI Batch API."""
 
     name = "openai"
-    targets: Sequence[PatchTarget] = (REQUEST_TARGET,)
+    targets: Sequence[PatchTarget] = (REQUEST_TARGET, SYNC_REQUEST_TARGET)
     max_requests_per_batch = 50_000
     max_bytes_per_batch = 200 * 1000 * 1000
 
@@ -136,7 +137,9 @@ class OpenAIProvider:
         client = first.client
         call_headers = dict(first.call.call_headers)
         data = b"".join(_encode_line(line) for line in lines)
-        input_file = await client.files.create(
+        input_file = await stainless.call(
+            client,
+            client.files.create,
             file=(f"{submission_id}.jsonl", data, "application/jsonl"),
             purpose="batch",
             extra_headers=call_headers or None,
@@ -169,7 +172,9 @@ class OpenAIProvider:
         delays = backoff.delays(1.0, cap=30.0)
         for attempt in range(CREATE_ATTEMPTS):
             try:
-                return await once.batches.create(
+                return await stainless.call(
+                    client,
+                    once.batches.create,
                     input_file_id=input_file_id,
                     endpoint=endpoint,
                     completion_window=completion_window,
@@ -189,7 +194,9 @@ class OpenAIProvider:
         self, client: Any, submission_id: str, call_headers: dict[str, str]
     ) -> Any:
         try:
-            page = await client.batches.list(limit=100, extra_headers=call_headers or None)
+            page = await stainless.call(
+                client, client.batches.list, limit=100, extra_headers=call_headers or None
+            )
         except Exception as exc:
             if self.is_transient(exc):
                 return None
@@ -201,8 +208,11 @@ class OpenAIProvider:
 
     async def poll(self, batch: SubmittedBatch) -> BatchStatus:
         job: _Job = batch.handle
-        found = await job.client.batches.retrieve(
-            batch.batch_id, extra_headers=dict(job.call_headers) or None
+        found = await stainless.call(
+            job.client,
+            job.client.batches.retrieve,
+            batch.batch_id,
+            extra_headers=dict(job.call_headers) or None,
         )
         counts = found.request_counts
         message = None
@@ -228,8 +238,11 @@ class OpenAIProvider:
         for file_id in status.handle or ():
             if not file_id:
                 continue
-            content = await job.client.files.content(
-                file_id, extra_headers=dict(job.call_headers) or None
+            content = await stainless.call(
+                job.client,
+                job.client.files.content,
+                file_id,
+                extra_headers=dict(job.call_headers) or None,
             )
             # Parse the whole file before yielding, so a truncated download is fetched again
             # rather than half-routed.
@@ -254,8 +267,11 @@ class OpenAIProvider:
 
     async def cancel(self, batch: SubmittedBatch) -> None:
         job: _Job = batch.handle
-        await job.client.batches.cancel(
-            batch.batch_id, extra_headers=dict(job.call_headers) or None
+        await stainless.call(
+            job.client,
+            job.client.batches.cancel,
+            batch.batch_id,
+            extra_headers=dict(job.call_headers) or None,
         )
 
     def describe(self, batch: SubmittedBatch) -> Mapping[str, Any]:
