@@ -23,6 +23,10 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+PLUGIN_API_VERSION = 1
+"""The version of the provider plugin API (this module and `batchling.hookspecs`). It grows
+when a change would break existing plugins; plugins can check it at registration."""
+
 
 @dataclass(frozen=True, slots=True)
 class PatchTarget:
@@ -261,6 +265,7 @@ class Provider(Protocol):
 
 
 __all__ = [
+    "PLUGIN_API_VERSION",
     "BatchLine",
     "BatchRequest",
     "BatchState",
