@@ -76,12 +76,12 @@ class DryRunPlan:
         group.input_tokens += estimate_input_tokens(request.body)
         # Split exactly as the scheduler would: per client identity, by count and by bytes.
         queue = group._queues.setdefault(request.client_key, [0, 0])
-        limit = min(self.batch_size, provider.max_requests_per_batch)
-        if (
-            queue[0] == 0
-            or queue[0] >= limit
-            or (queue[1] + request.size_bytes > provider.max_bytes_per_batch)
-        ):
+        max_requests, max_bytes = request.limits or (
+            provider.max_requests_per_batch,
+            provider.max_bytes_per_batch,
+        )
+        limit = min(self.batch_size, max_requests)
+        if queue[0] == 0 or queue[0] >= limit or (queue[1] + request.size_bytes > max_bytes):
             group.batches += 1
             queue[0], queue[1] = 0, 0
         queue[0] += 1

@@ -76,6 +76,9 @@ class BatchRequest:
     """The SDK client the call was made on: the batch is submitted and polled with it."""
     call: Any = field(default=None, repr=False, compare=False)
     """Provider-private state `to_response` needs (e.g. the SDK's request options)."""
+    limits: tuple[int, int] | None = None
+    """`(requests, bytes)` per job where they differ from the provider's own limits (e.g. by
+    host)."""
 
     @property
     def queue_key(self) -> tuple[str, str, str, str]:

@@ -199,12 +199,16 @@ class Scheduler:
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = _Queue(provider)
-        if queue.entries and queue.size_bytes + request.size_bytes > provider.max_bytes_per_batch:
+        max_requests, max_bytes = request.limits or (
+            provider.max_requests_per_batch,
+            provider.max_bytes_per_batch,
+        )
+        if queue.entries and queue.size_bytes + request.size_bytes > max_bytes:
             self._flush(key)
             queue = self._queues[key] = _Queue(provider)
         queue.entries.append(entry)
         queue.size_bytes += request.size_bytes
-        max_requests = min(self._settings.batch_size, provider.max_requests_per_batch)
+        max_requests = min(self._settings.batch_size, max_requests)
         if len(queue.entries) >= max_requests:
             self._flush(key)
         elif queue.timer is None:

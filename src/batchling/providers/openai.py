@@ -1,4 +1,7 @@
-"""OpenAI: `openai.AsyncOpenAI` calls through the OpenAI Batch API (Files + Batches).
+"""OpenAI: `openai` client calls through the OpenAI Batch API (Files + Batches).
+
+The same provider serves every host whose Batch API is OpenAI-shaped (Groq, xAI, Azure OpenAI,
+gateways...): see `batchling.providers.openai_compatible` for what differs per host.
 
 Interception point: the SDK client's own `AsyncAPIClient.request`. Every public method
 (`chat.completions.create` / `.parse`, `responses.create` / `.parse`, `embeddings.create`,
@@ -33,18 +36,11 @@ from batchling.provider import (
     PatchTarget,
     SubmittedBatch,
 )
+from batchling.providers import openai_compatible
 
 REQUEST_TARGET = PatchTarget("openai._base_client", "AsyncAPIClient.request")
 SYNC_REQUEST_TARGET = PatchTarget("openai._base_client", "SyncAPIClient.request", sync=True)
 
-# SDK path -> Batch API endpoint. The batch line's `url` and the job's `endpoint` are these.
-BATCH_ENDPOINTS: Mapping[str, str] = {
-    "/chat/completions": "/v1/chat/completions",
-    "/responses": "/v1/responses",
-    "/embeddings": "/v1/embeddings",
-    "/completions": "/v1/completions",
-    "/moderations": "/v1/moderations",
-}
 
 # Paths that are no model requests (files, batches, listings...): passed through unreported.
 NON_MODEL_PATH_PREFIXES = (
@@ -67,6 +63,10 @@ class _CorruptDownloadError(Exception):
     """A result file line did not parse: the download is fetched again."""
 
 
+def _is_azure(client: Any) -> bool:
+    return isinstance(client, openai.AsyncAzureOpenAI | openai.AzureOpenAI)
+
+
 class OpenAIProvider:
     """Batches `openai` async clients' calls through the OpenAI Batch API."""
 
@@ -82,13 +82,14 @@ class OpenAIProvider:
         path = stainless.path_of(str(options.url))
         if str(options.method).lower() != "post" or path.startswith(NON_MODEL_PATH_PREFIXES):
             return None
-        endpoint = BATCH_ENDPOINTS.get(path)
-        if endpoint is None:
+        host = openai_compatible.host_for(str(instance.base_url), azure_client=_is_azure(instance))
+        if path not in host.endpoints:
             return NotBatchable(
                 f"endpoint {path}",
-                f"The OpenAI Batch API does not serve POST {path or options.url} (batchling "
-                f"batches {', '.join(sorted(BATCH_ENDPOINTS))}).",
+                f"The {host.name} Batch API does not serve POST {path or options.url} "
+                f"(batchling batches {', '.join(sorted(host.endpoints))} there).",
             )
+        endpoint = host.batch_endpoint(path)
         if stainless.is_streaming(options, kwargs):
             return NotBatchable(
                 "streaming",
@@ -126,6 +127,7 @@ class OpenAIProvider:
             size_bytes=len(call.raw_body) + len(endpoint) + 110,
             request_hash=stainless.digest(self.name, endpoint, model, base_url, call.body),
             base_url=base_url,
+            limits=(host.max_requests_per_batch, host.max_bytes_per_batch),
             client=instance,
             call=call,
         )

@@ -1,0 +1,97 @@
+"""Hosts whose Batch API speaks OpenAI's Files + Batches protocol, reached with the `openai` SDK.
+
+The OpenAI provider batches any `openai` client, whatever its base URL, and creates the job with
+that very client. What differs between hosts is described by an `OpenAICompatibleHost`: which
+endpoints its Batch API serves, how batch lines name them, and its per-job limits. Built-in
+profiles cover OpenAI, Groq, xAI and Azure OpenAI; declare another host with
+`register_openai_compatible_host`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import urllib.parse
+
+ALL_ENDPOINTS = frozenset(
+    {"/chat/completions", "/responses", "/embeddings", "/completions", "/moderations"}
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OpenAICompatibleHost:
+    """How one host's OpenAI-shaped Batch API differs from OpenAI's."""
+
+    name: str
+    hostnames: tuple[str, ...] = ()
+    """Host names (or their suffixes, e.g. `.openai.azure.com`) this profile applies to."""
+    base_urls: tuple[str, ...] = ()
+    """Base URL prefixes this profile applies to (for proxies, gateways and tests)."""
+    endpoints: frozenset[str] = ALL_ENDPOINTS
+    """SDK paths (`/chat/completions`, ...) the host's Batch API serves."""
+    line_url_prefix: str = "/v1"
+    """Prefix of each batch line's `url` and of the job's `endpoint` (Azure uses none)."""
+    max_requests_per_batch: int = 50_000
+    max_bytes_per_batch: int = 200_000_000
+
+    def applies_to(self, base_url: str) -> bool:
+        """Whether a client with this base URL talks to this host."""
+        if any(base_url.startswith(prefix.rstrip("/")) for prefix in self.base_urls):
+            return True
+        hostname = urllib.parse.urlsplit(base_url).hostname or ""
+        return any(
+            hostname == name or (name.startswith(".") and hostname.endswith(name))
+            for name in self.hostnames
+        )
+
+    def batch_endpoint(self, path: str) -> str:
+        """The line `url` and job `endpoint` for an SDK path."""
+        return self.line_url_prefix + path
+
+
+OPENAI = OpenAICompatibleHost("openai", hostnames=("api.openai.com",))
+GROQ = OpenAICompatibleHost(
+    "groq",
+    hostnames=("api.groq.com",),
+    endpoints=frozenset({"/chat/completions"}),
+    max_bytes_per_batch=100_000_000,
+)
+XAI = OpenAICompatibleHost(
+    "xai", hostnames=("api.x.ai",), endpoints=frozenset({"/chat/completions", "/responses"})
+)
+AZURE = OpenAICompatibleHost(
+    "azure",
+    hostnames=(".openai.azure.com", ".cognitiveservices.azure.com"),
+    endpoints=frozenset({"/chat/completions", "/responses", "/embeddings", "/completions"}),
+    line_url_prefix="",
+    max_requests_per_batch=100_000,
+)
+GENERIC = OpenAICompatibleHost("openai-compatible")
+"""Any other host: assumed to serve OpenAI's Batch API as OpenAI does."""
+
+_lock = threading.Lock()
+_registered: list[OpenAICompatibleHost] = []
+_BUILT_IN = (OPENAI, GROQ, XAI, AZURE)
+
+
+def register_openai_compatible_host(host: OpenAICompatibleHost) -> None:
+    """Declare a host (or override a built-in profile): later registrations win."""
+    with _lock:
+        _registered.insert(0, host)
+
+
+def unregister_openai_compatible_host(host: OpenAICompatibleHost) -> None:
+    """Undo `register_openai_compatible_host`."""
+    with _lock:
+        if host in _registered:
+            _registered.remove(host)
+
+
+def host_for(base_url: str, *, azure_client: bool = False) -> OpenAICompatibleHost:
+    """The profile for a client's base URL (Azure clients are Azure wherever they point)."""
+    with _lock:
+        candidates = [*_registered, *_BUILT_IN]
+    for host in candidates:
+        if host.applies_to(base_url):
+            return host
+    return AZURE if azure_client else GENERIC
