@@ -24,6 +24,8 @@ SDK_PINS = {
 def tests(session: nox.Session, sdks: str) -> None:
     """Run the test suite against the newest and the oldest supported SDK releases."""
     session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
+    # A separate third-party plugin distribution, loaded through its entry point.
+    session.install("-e", "tests/plugin_package")
     session.install(*SDK_PINS[sdks])
     session.run("pytest", *session.posargs)
 
@@ -57,3 +59,10 @@ def frameworks(session: nox.Session) -> None:
         "-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test", "frameworks")
     )
     session.run("pytest", "tests_frameworks", *session.posargs)
+
+
+@nox.session(default=False)
+def docs(session: nox.Session) -> None:
+    """Build the documentation site with mkdocs --strict (no broken links)."""
+    session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "docs"))
+    session.run("mkdocs", "build", "--strict", *session.posargs)

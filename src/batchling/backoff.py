@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
+
+_T = TypeVar("_T")
 
 
 def delays(
@@ -19,3 +23,24 @@ def delays(
         spread = delay * jitter
         yield max(0.0, delay + random.uniform(-spread, spread))
         delay = min(delay * factor, cap)
+
+
+async def retrying(
+    call: Callable[[], Awaitable[_T]],
+    *,
+    is_transient: Callable[[BaseException], bool],
+    attempts: int = 6,
+    first: float = 1.0,
+    cap: float = 30.0,
+) -> _T:
+    """`await call()`, retried with backoff while it fails transiently; the last error is
+    raised once `attempts` are used up."""
+    waits = delays(first, cap=cap)
+    for attempt in range(attempts):
+        try:
+            return await call()
+        except Exception as exc:
+            if attempt == attempts - 1 or not is_transient(exc):
+                raise
+        await asyncio.sleep(next(waits))
+    raise AssertionError("unreachable")

@@ -50,14 +50,18 @@ class Observers:
                 getattr(observer, event)(*args, **kwargs)
             except Exception:
                 log.exception("batchling observer %r failed on %s", observer, event)
+        # Each plugin's observer is called on its own: pluggy stops a hook call at the first
+        # exception, and one faulty plugin must not silence the others.
         from batchling.plugins import get_plugin_manager
 
         hook = getattr(get_plugin_manager().hook, f"batchling_{event}", None)
-        if hook is not None:
+        if hook is None:
+            return
+        for impl in hook.get_hookimpls():
             try:
-                hook(*args, **kwargs)
+                impl.function(*[kwargs[name] for name in impl.argnames])
             except Exception:
-                log.exception("a batchling plugin's %s hook failed", event)
+                log.exception("batchling plugin %r failed in its %s hook", impl.plugin_name, event)
 
     def batch_submitted(self, batch: SubmittedBatch, *, resumed: bool) -> None:
         self._each("batch_submitted", batch=batch, resumed=resumed)

@@ -13,6 +13,8 @@ from batchling.testing import FakeProviderServer
 
 from .gemini_support import gemini_client_for
 
+AZURE_VERSION = "2024-10-21"
+
 
 @pytest.fixture
 def fake_server() -> Iterator[FakeProviderServer]:
@@ -24,6 +26,29 @@ def fake_server() -> Iterator[FakeProviderServer]:
 async def openai_client(fake_server: FakeProviderServer) -> AsyncIterator[openai.AsyncOpenAI]:
     async with openai.AsyncOpenAI(
         base_url=fake_server.openai_base_url, api_key="test-key"
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def groq_client(fake_server: FakeProviderServer) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The official OpenAI SDK pointed at the fake Groq (``/openai/v1``), as Groq users do."""
+    async with openai.AsyncOpenAI(base_url=fake_server.groq_base_url, api_key="gsk-key") as client:
+        yield client
+
+
+@pytest.fixture
+async def xai_client(fake_server: FakeProviderServer) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai.AsyncOpenAI(base_url=fake_server.xai_base_url, api_key="xai-key") as client:
+        yield client
+
+
+@pytest.fixture
+async def azure_client(
+    fake_server: FakeProviderServer,
+) -> AsyncIterator[openai.AsyncAzureOpenAI]:
+    async with openai.AsyncAzureOpenAI(
+        azure_endpoint=fake_server.azure_endpoint, api_key="azure-key", api_version=AZURE_VERSION
     ) as client:
         yield client
 

@@ -38,12 +38,16 @@ async def submit_batch(
 
 
 async def create_batch(
-    client: openai.AsyncOpenAI, file_id: str, endpoint: str, **create_kwargs: Any
+    client: openai.AsyncOpenAI,
+    file_id: str,
+    endpoint: str,
+    completion_window: str = "24h",
+    **create_kwargs: Any,
 ) -> Batch:
     return await client.batches.create(
         input_file_id=file_id,
         endpoint=endpoint,  # type: ignore[arg-type]
-        completion_window="24h",
+        completion_window=completion_window,  # type: ignore[arg-type]
         **create_kwargs,
     )
 

@@ -178,23 +178,23 @@ class AnthropicProvider:
                 if attempt == CREATE_ATTEMPTS - 1 or not self.is_transient(exc):
                     raise
             await asyncio.sleep(next(delays))
-            existing = await self._find_recent(job, started, len(requests))
+            # Find out whether the failed attempt created the job before trying again; if the
+            # provider cannot tell, give up rather than risk a second paid job.
+            existing = await backoff.retrying(
+                lambda: self._find_recent(job, started, len(requests)),
+                is_transient=self.is_transient,
+            )
             if existing is not None:
                 return existing
         raise AssertionError("unreachable")
 
     async def _find_recent(self, job: _Job, since: float, size: int) -> Any:
-        try:
-            page = await stainless.call(
-                job.client,
-                _batches(job.client, job.beta).list,
-                limit=20,
-                extra_headers=dict(job.call_headers) or None,
-            )
-        except Exception as exc:
-            if self.is_transient(exc):
-                return None
-            raise
+        page = await stainless.call(
+            job.client,
+            _batches(job.client, job.beta).list,
+            limit=20,
+            extra_headers=dict(job.call_headers) or None,
+        )
         for batch in page.data:
             counts = batch.request_counts
             total = (
@@ -292,7 +292,10 @@ class AnthropicProvider:
     ) -> str | None:
         call_headers = dict(template.call.call_headers) if template is not None else {}
         beta = template is not None and _is_beta(template.call.options)
-        found = await self._find_recent(_Job(client, call_headers, beta), since, size)
+        job = _Job(client, call_headers, beta)
+        found = await backoff.retrying(
+            lambda: self._find_recent(job, since, size), is_transient=self.is_transient
+        )
         return str(found.id) if found is not None else None
 
     def default_client(self, base_url: str) -> Any:

@@ -272,18 +272,18 @@ class GoogleGenAIProvider:
                 if attempt == attempts - 1 or not self.is_transient(exc):
                     raise
             await asyncio.sleep(next(delays))
-            existing = await self._find_submission(api, submission_id)
+            # Find out whether the failed attempt created the job before trying again; if the
+            # provider cannot tell, give up rather than risk a second paid job.
+            existing = await backoff.retrying(
+                lambda: self._find_submission(api, submission_id),
+                is_transient=self.is_transient,
+            )
             if existing is not None:
                 return existing
         raise AssertionError("unreachable")
 
     async def _find_submission(self, api: _Api, submission_id: str) -> dict[str, Any] | None:
-        try:
-            listing = await api.request("get", "batches?pageSize=50", {})
-        except Exception as exc:
-            if self.is_transient(exc):
-                return None
-            raise
+        listing = await api.request("get", "batches?pageSize=50", {})
         for operation in listing.get("operations", []):
             if (operation.get("metadata") or {}).get("displayName") == submission_id:
                 return dict(operation)
@@ -370,8 +370,9 @@ class GoogleGenAIProvider:
         size: int,
         since: float,
     ) -> str | None:
-        found = await self._find_submission(
-            _Api(client, template.call.sync if template is not None else False), submission_id
+        api = _Api(client, template.call.sync if template is not None else False)
+        found = await backoff.retrying(
+            lambda: self._find_submission(api, submission_id), is_transient=self.is_transient
         )
         return str(found["name"]) if found is not None else None
 

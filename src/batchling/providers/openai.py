@@ -187,7 +187,12 @@ class OpenAIProvider:
                 if attempt == CREATE_ATTEMPTS - 1 or not self.is_transient(exc):
                     raise
             await asyncio.sleep(next(delays))
-            existing = await self._find_submission(client, submission_id, call_headers)
+            # Find out whether the failed attempt created the job before trying again; if the
+            # provider cannot tell, give up rather than risk a second paid job.
+            existing = await backoff.retrying(
+                lambda: self._find_submission(client, submission_id, call_headers),
+                is_transient=self.is_transient,
+            )
             if existing is not None:
                 return existing
         raise AssertionError("unreachable")
@@ -195,14 +200,9 @@ class OpenAIProvider:
     async def _find_submission(
         self, client: Any, submission_id: str, call_headers: dict[str, str]
     ) -> Any:
-        try:
-            page = await stainless.call(
-                client, client.batches.list, limit=100, extra_headers=call_headers or None
-            )
-        except Exception as exc:
-            if self.is_transient(exc):
-                return None
-            raise
+        page = await stainless.call(
+            client, client.batches.list, limit=100, extra_headers=call_headers or None
+        )
         for batch in page.data:
             if (batch.metadata or {}).get(SUBMISSION_METADATA_KEY) == submission_id:
                 return batch
@@ -308,7 +308,10 @@ class OpenAIProvider:
         since: float,
     ) -> str | None:
         call_headers = dict(template.call.call_headers) if template is not None else {}
-        found = await self._find_submission(client, submission_id, call_headers)
+        found = await backoff.retrying(
+            lambda: self._find_submission(client, submission_id, call_headers),
+            is_transient=self.is_transient,
+        )
         return str(found.id) if found is not None else None
 
     def default_client(self, base_url: str) -> Any:

@@ -1,4 +1,7 @@
-"""Offline fake provider server (OpenAI, Anthropic, Gemini) for batchling's tests and demos.
+"""Offline fake provider server for batchling's tests and demos.
+
+It plays OpenAI, Anthropic and Gemini, and the OpenAI-compatible hosts Groq, xAI and Azure
+OpenAI (``server.groq_base_url``, ``server.xai_base_url``, ``server.azure_endpoint``).
 
 >>> from batchling.testing import FakeProviderServer
 >>> with FakeProviderServer() as server:  # doctest: +SKIP
@@ -12,6 +15,7 @@ from batchling.testing.anthropic_batches import AnthropicBatchRecord
 from batchling.testing.faults import BatchOutcome, BatchOutcomeName, FaultPlan, InjectedFault
 from batchling.testing.gemini_batches import GeminiBatchRecord
 from batchling.testing.openai_batches import BatchRecord
+from batchling.testing.openai_hosts import OpenAIHostName
 from batchling.testing.server import AnyBatchRecord, FakeProviderServer
 from batchling.testing.stats import FakeServerStats, ProviderName, ProviderStats
 
@@ -26,6 +30,7 @@ __all__ = [
     "FaultPlan",
     "GeminiBatchRecord",
     "InjectedFault",
+    "OpenAIHostName",
     "ProviderName",
     "ProviderStats",
 ]

@@ -22,7 +22,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"Fake provider server on {server.url}")
         print(f"  OPENAI_BASE_URL={server.openai_base_url}")
         print(f"  ANTHROPIC_BASE_URL={server.anthropic_base_url}")
-        print(f"  GOOGLE_GEMINI_BASE_URL={server.gemini_base_url}", flush=True)
+        print(f"  GOOGLE_GEMINI_BASE_URL={server.gemini_base_url}")
+        print(f"  Groq (OpenAI SDK base_url): {server.groq_base_url}")
+        print(f"  xAI (OpenAI SDK base_url): {server.xai_base_url}")
+        print(f"  AZURE_OPENAI_ENDPOINT={server.azure_endpoint}", flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:

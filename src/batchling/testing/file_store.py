@@ -15,6 +15,8 @@ class StoredFile:
     created_at: int
     expires_at: int | None = None
     mime_type: str | None = None
+    owner: str = "openai"
+    """Which host's Files API lists and serves it (``openai``, ``groq``, ``xai``, ``azure``)."""
 
     @property
     def size(self) -> int:

@@ -150,6 +150,7 @@ class GeminiFiles:
                 created_at=created,
                 expires_at=created + FILE_LIFETIME_SECONDS,
                 mime_type=mime_type,
+                owner="gemini",
             )
         )
 

@@ -14,11 +14,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from batchling.testing.context import ServerContext
 from batchling.testing.faults import BatchOutcome, find_failure_marker
 from batchling.testing.file_store import StoredFile
+from batchling.testing.openai_hosts import OPENAI, OpenAIHost, OpenAIHostName
 from batchling.testing.replies import InvalidRequest, build_reply, reply_token_usage
 
 Json = dict[str, Any]
@@ -138,7 +139,8 @@ class BatchRecord:
     failed_count: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
-    provider: Literal["openai"] = "openai"
+    provider: OpenAIHostName = "openai"
+    """Which OpenAI-compatible host took the batch (``openai``, ``groq``, ``xai``, ``azure``)."""
     sequence: int = 0  # server-wide creation order across providers
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
@@ -190,9 +192,12 @@ ErrorBody = Callable[[int, str, "str | None"], Json]
 class BatchRunner:
     """Advances batch records through their states and writes their result files."""
 
-    def __init__(self, context: ServerContext, error_body: ErrorBody) -> None:
+    def __init__(
+        self, context: ServerContext, error_body: ErrorBody, host: OpenAIHost = OPENAI
+    ) -> None:
         self._context = context
         self._error_body = error_body
+        self._host = host
 
     def advance(self, record: BatchRecord) -> None:
         """Bring ``record.status`` up to date with the wall clock."""
@@ -322,7 +327,10 @@ class BatchRunner:
             )
         try:
             return 200, build_reply(
-                record.endpoint, line["body"], new_id=self._context.ids.new, created=created
+                self._host.reply_endpoint(record.endpoint),
+                line["body"],
+                new_id=self._context.ids.new,
+                created=created,
             )
         except InvalidRequest as exc:
             body = self._error_body(exc.status, exc.message, exc.code)
@@ -342,12 +350,13 @@ class BatchRunner:
             else None
         )
         stored = StoredFile(
-            id=self._context.ids.new("file-"),
+            id=self._context.ids.new(self._host.file_id_prefix),
             filename=f"{record.id}_{kind}.jsonl",
             purpose="batch_output",
             data=b"".join(lines),
             created_at=created,
             expires_at=expires,
+            owner=self._host.name,
         )
         self._context.files.add(stored)
         return stored.id

@@ -1,4 +1,8 @@
-"""OpenAI emulation: Files, Batches and the real-time endpoints, under ``/v1``."""
+"""OpenAI emulation: Files, Batches and the real-time endpoints.
+
+One instance serves one OpenAI-compatible host (OpenAI under ``/v1``, Groq, xAI, Azure OpenAI;
+see ``openai_hosts``) with its own batches and files; all share replies, counters and faults.
+"""
 
 from __future__ import annotations
 
@@ -13,54 +17,72 @@ from batchling.testing.file_store import StoredFile
 from batchling.testing.http_types import DropConnection, Request, Response, dump_json, json_response
 from batchling.testing.multipart import MultipartError, parse_multipart
 from batchling.testing.openai_batches import BatchRecord, BatchRunner, parse_input_file
-from batchling.testing.replies import (
-    REALTIME_ENDPOINTS,
-    InvalidRequest,
-    build_reply,
-    chat_completion_chunks,
-)
+from batchling.testing.openai_hosts import OPENAI, OpenAIHost
+from batchling.testing.replies import InvalidRequest, build_reply, chat_completion_chunks
 from batchling.testing.routing import Handler, Router
 
 Json = dict[str, Any]
 
-BATCH_ENDPOINTS: frozenset[str] = frozenset(
-    {*REALTIME_ENDPOINTS, "/v1/images/generations", "/v1/images/edits", "/v1/videos"}
-)
-COMPLETION_WINDOWS = frozenset({"24h"})
 DEFAULT_FILE_LIFETIME_SECONDS = 30 * 24 * 3600
-BATCH_WINDOW_SECONDS = 24 * 3600
+_BEARER_MISSING = (
+    "You didn't provide an API key. You need to provide your API key in an "
+    "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+)
+_API_KEY_MISSING = (
+    "Access denied due to missing subscription key. Make sure to include subscription key "
+    "when making requests to an API."
+)
+_API_VERSION_MISSING = (
+    "The api-version query parameter (?api-version=) is required for all requests."
+)
 
 
 class OpenAIProtocol:
-    """Registers the OpenAI routes and keeps the OpenAI-side state (batches)."""
+    """Registers one OpenAI-compatible host's routes and keeps its state (batches).
 
-    def __init__(self, context: ServerContext, *, batch_delay_seconds: float = 0.0) -> None:
+    ``host`` (default OpenAI itself) decides the path prefix, authentication, accepted batch
+    endpoints and completion windows; files and batches are visible only through their host.
+    """
+
+    def __init__(
+        self,
+        context: ServerContext,
+        *,
+        batch_delay_seconds: float = 0.0,
+        host: OpenAIHost = OPENAI,
+    ) -> None:
         self._context = context
         self._batch_delay_seconds = batch_delay_seconds
+        self._host = host
         self._lock = threading.Lock()
         self._batches: dict[str, BatchRecord] = {}
-        self._runner = BatchRunner(context, self.error_body)
+        self._runner = BatchRunner(context, self.error_body, host)
+
+    @property
+    def host(self) -> OpenAIHost:
+        return self._host
 
     # ------------------------------------------------------------------ plumbing
 
     def register(self, router: Router) -> None:
+        prefix = self._host.prefix
         routes: list[tuple[str, Handler]] = [
-            ("POST /v1/files", self.upload_file),
-            ("GET /v1/files", self.list_files),
-            ("GET /v1/files/{id}", self.retrieve_file),
-            ("DELETE /v1/files/{id}", self.delete_file),
-            ("GET /v1/files/{id}/content", self.file_content),
-            ("POST /v1/batches", self.create_batch),
-            ("GET /v1/batches", self.list_batches),
-            ("GET /v1/batches/{id}", self.retrieve_batch),
-            ("POST /v1/batches/{id}/cancel", self.cancel_batch),
+            (f"POST {prefix}/files", self.upload_file),
+            (f"GET {prefix}/files", self.list_files),
+            (f"GET {prefix}/files/{{id}}", self.retrieve_file),
+            (f"DELETE {prefix}/files/{{id}}", self.delete_file),
+            (f"GET {prefix}/files/{{id}}/content", self.file_content),
+            (f"POST {prefix}/batches", self.create_batch),
+            (f"GET {prefix}/batches", self.list_batches),
+            (f"GET {prefix}/batches/{{id}}", self.retrieve_batch),
+            (f"POST {prefix}/batches/{{id}}/cancel", self.cancel_batch),
         ]
         for route, handler in routes:
             router.add(route, self._authenticated(handler), self.error_response)
-        for path in REALTIME_ENDPOINTS:
+        for realtime in self._host.realtime:
             router.add(
-                f"POST {path}",
-                self._authenticated(self.realtime),
+                f"POST {realtime.path}",
+                self._authenticated(self._realtime_handler(realtime.reply_endpoint)),
                 self.error_response,
                 on_arrival=self._count_realtime_call,
             )
@@ -93,20 +115,28 @@ class OpenAIProtocol:
         )
 
     def _authenticated(self, handler: Handler) -> Handler:
+        """Checks what the host requires: Azure an ``api-version`` query parameter (400) and an
+        ``api-key`` header (401), every other host an ``Authorization: Bearer`` token (401)."""
+
         def guarded(request: Request) -> Response | DropConnection:
-            if request.bearer_token() is None:
-                return self.error_response(
-                    401,
-                    "You didn't provide an API key. You need to provide your API key in an "
-                    "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-                    None,
-                )
+            if self._host.requires_api_version and not request.query_value("api-version"):
+                return self.error_response(400, _API_VERSION_MISSING, "MissingApiVersionParameter")
+            if self._credential(request) is None:
+                if self._host.auth == "api-key":
+                    return self.error_response(401, _API_KEY_MISSING, "401")
+                return self.error_response(401, _BEARER_MISSING, None)
             return handler(request)
 
         return guarded
 
+    def _credential(self, request: Request) -> str | None:
+        """The caller's API key: the ``api-key`` header on Azure, else the bearer token."""
+        if self._host.auth == "api-key":
+            return request.headers.get("api-key", "").strip() or None
+        return request.bearer_token()
+
     def _count_realtime_call(self, request: Request) -> None:
-        self._context.stats.record_realtime_call(request.path)
+        self._context.stats.record_realtime_call(request.path, self._host.name)
 
     # ------------------------------------------------------------------ files
 
@@ -135,36 +165,46 @@ class OpenAIProtocol:
                 )
         stored = self._context.files.add(
             StoredFile(
-                id=self._context.ids.new("file-"),
+                id=self._context.ids.new(self._host.file_id_prefix),
                 filename=file_part.filename or "upload",
                 purpose=purpose,
                 data=file_part.data,
                 created_at=created,
                 expires_at=created + lifetime if lifetime is not None else None,
+                owner=self._host.name,
             )
         )
-        self._context.stats.record_file_uploaded()
+        self._context.stats.record_file_uploaded(self._host.name)
         return self._json(200, _file_object(stored))
 
     def list_files(self, request: Request) -> Response:
         purpose = request.query_value("purpose")
-        files = [f for f in reversed(self._context.files.all()) if purpose in (None, f.purpose)]
+        files = [
+            f
+            for f in reversed(self._context.files.all())
+            if f.owner == self._host.name and purpose in (None, f.purpose)
+        ]
         return self._json(200, _page([_file_object(f) for f in files], request))
 
+    def _own_file(self, file_id: str) -> StoredFile | None:
+        """A file uploaded to or generated by this host (other hosts' files do not exist here)."""
+        stored = self._context.files.get(file_id)
+        return stored if stored is not None and stored.owner == self._host.name else None
+
     def retrieve_file(self, request: Request) -> Response:
-        stored = self._context.files.get(request.path_params["id"])
+        stored = self._own_file(request.path_params["id"])
         if stored is None:
             return self._no_such_file(request.path_params["id"])
         return self._json(200, _file_object(stored))
 
     def delete_file(self, request: Request) -> Response:
         file_id = request.path_params["id"]
-        if not self._context.files.delete(file_id):
+        if self._own_file(file_id) is None or not self._context.files.delete(file_id):
             return self._no_such_file(file_id)
         return self._json(200, {"id": file_id, "object": "file", "deleted": True})
 
     def file_content(self, request: Request) -> Response:
-        stored = self._context.files.get(request.path_params["id"])
+        stored = self._own_file(request.path_params["id"])
         if stored is None:
             return self._no_such_file(request.path_params["id"])
         return Response(
@@ -193,11 +233,12 @@ class OpenAIProtocol:
             return self.error_response(
                 400, "Missing required parameter: 'input_file_id'.", None, "input_file_id"
             )
-        if endpoint not in BATCH_ENDPOINTS:
+        if endpoint not in self._host.batch_endpoints:
             return self.error_response(
                 400, f"Invalid value for 'endpoint': {endpoint!r}.", None, "endpoint"
             )
-        if window not in COMPLETION_WINDOWS:
+        window_seconds = self._host.completion_window_seconds(window)
+        if window_seconds is None:
             return self.error_response(
                 400,
                 f"Invalid value for 'completion_window': {window!r}.",
@@ -206,7 +247,7 @@ class OpenAIProtocol:
             )
         if metadata is not None and not _is_valid_metadata(metadata):
             return self.error_response(400, "Invalid 'metadata'.", None, "metadata")
-        stored = self._context.files.get(file_id)
+        stored = self._own_file(file_id)
         if stored is None:
             return self.error_response(
                 404, f"No such File object: {file_id}", None, "input_file_id"
@@ -228,7 +269,7 @@ class OpenAIProtocol:
             input_file_id=file_id,
             completion_window=str(window),
             metadata=metadata,
-            api_key=request.bearer_token() or "",
+            api_key=self._credential(request) or "",
             headers=dict(request.headers),
             lines=parsed.lines,
             created_at=created,
@@ -240,13 +281,14 @@ class OpenAIProtocol:
                 payload.get("output_expires_after")
             ),
             model=model if isinstance(model, str) else None,
-            expires_at=created + BATCH_WINDOW_SECONDS,
+            expires_at=created + window_seconds,
             sequence=self._context.next_sequence(),
+            provider=self._host.name,
         )
         with self._lock:
             self._batches[record.id] = record
         self._context.bodies.extend([line.get("body") for line in parsed.lines])
-        self._context.stats.record_batch_created(len(parsed.lines))
+        self._context.stats.record_batch_created(len(parsed.lines), self._host.name)
         return self._json(200, record.to_api())
 
     def retrieve_batch(self, request: Request) -> Response:
@@ -287,13 +329,27 @@ class OpenAIProtocol:
 
     # ------------------------------------------------------------------ real-time
 
-    def realtime(self, request: Request) -> Response:
+    def _realtime_handler(self, reply_endpoint: str) -> Handler:
+        def handler(request: Request) -> Response:
+            return self.realtime(request, reply_endpoint)
+
+        return handler
+
+    def realtime(self, request: Request, endpoint: str) -> Response:
+        """Answer a real-time call with the reply ``endpoint`` (``/v1/...``) gives its body.
+
+        On Azure the path names the deployment; a body without ``model`` is answered as if
+        the deployment name were its model (``received_bodies`` keeps the body as sent).
+        """
         body = _json_object(request.body)
         if body is None:
             return self.error_response(
                 400, "We could not parse the JSON body of your request.", None
             )
         self._context.bodies.append(body)
+        deployment = request.path_params.get("deployment")
+        if deployment is not None and "model" not in body:
+            body = {**body, "model": deployment}
         code = find_failure_marker(request.body)
         if code is not None:
             return self.error_response(
@@ -302,7 +358,6 @@ class OpenAIProtocol:
                 "injected_failure",
                 headers={"x-should-retry": "false"},
             )
-        endpoint = request.path
         created = int(time.time())
         try:
             if body.get("stream") is True:

@@ -25,6 +25,7 @@ from batchling.testing.gemini_protocol import (
 )
 from batchling.testing.http_types import DropConnection, Request, Response
 from batchling.testing.openai_batches import BatchRecord
+from batchling.testing.openai_hosts import AZURE, GROQ, XAI
 from batchling.testing.openai_protocol import OpenAIProtocol
 from batchling.testing.routing import ErrorResponder, ProviderProtocol, Router
 from batchling.testing.stats import FakeServerStats
@@ -33,7 +34,8 @@ logger = logging.getLogger(__name__)
 
 _POLL_INTERVAL_SECONDS = 0.05
 AnyBatchRecord = BatchRecord | AnthropicBatchRecord | GeminiBatchRecord
-"""A batch of any provider; ``.provider`` says which (``openai``, ``anthropic``, ``gemini``)."""
+"""A batch of any provider; ``.provider`` says which (``openai``, ``groq``, ``xai``, ``azure``,
+``anthropic``, ``gemini``)."""
 _JOIN_TIMEOUT_SECONDS = 5.0
 
 
@@ -48,6 +50,11 @@ class FakeProviderServer:
             gemini_client = genai.Client(
                 api_key="k", http_options=types.HttpOptions(base_url=server.gemini_base_url)
             )
+
+    It also plays the OpenAI-compatible hosts, each with its own files and batches (see
+    ``openai_hosts``): Groq (``AsyncOpenAI(base_url=server.groq_base_url)``, paths
+    ``/openai/v1/...``), xAI (``server.xai_base_url``, paths ``/xai/v1/...``) and Azure OpenAI
+    (``AsyncAzureOpenAI(azure_endpoint=server.azure_endpoint, api_version=...)``).
 
     ``gemini_inline_limit_bytes``: a Gemini inline batch create whose request body is larger
     answers 400 ``INVALID_ARGUMENT`` (the real limit is about 20 MB), so clients must upload
@@ -71,6 +78,10 @@ class FakeProviderServer:
         self._context = ServerContext()
         self._router = Router()
         self._openai = OpenAIProtocol(self._context, batch_delay_seconds=batch_delay_seconds)
+        self._openai_compatible = [
+            OpenAIProtocol(self._context, batch_delay_seconds=batch_delay_seconds, host=host)
+            for host in (GROQ, XAI, AZURE)
+        ]
         self._anthropic = AnthropicProtocol(self._context, batch_delay_seconds=batch_delay_seconds)
         self._gemini = GeminiProtocol(
             self._context,
@@ -78,6 +89,8 @@ class FakeProviderServer:
             inline_limit_bytes=gemini_inline_limit_bytes,
         )
         self.register_protocol(self._openai)
+        for protocol in self._openai_compatible:
+            self.register_protocol(protocol)
         self.register_protocol(self._anthropic)
         self.register_protocol(self._gemini)
         self._lifecycle = threading.Lock()
@@ -163,6 +176,29 @@ class FakeProviderServer:
         return f"{self.url}/v1"
 
     @property
+    def groq_base_url(self) -> str:
+        """For ``AsyncOpenAI(base_url=...)`` posing as Groq (``https://api.groq.com/openai/v1``)."""
+        return f"{self.url}/openai/v1"
+
+    @property
+    def xai_base_url(self) -> str:
+        """For ``AsyncOpenAI(base_url=...)`` posing as xAI (``https://api.x.ai/v1``).
+
+        Served under ``/xai/v1`` so requests to it are told apart from OpenAI's ``/v1``.
+        """
+        return f"{self.url}/xai/v1"
+
+    @property
+    def azure_endpoint(self) -> str:
+        """For ``AsyncAzureOpenAI(azure_endpoint=..., api_key=..., api_version=...)``.
+
+        The SDK sends ``/openai/files``, ``/openai/batches`` and
+        ``/openai/deployments/{model}/chat/completions``, each with ``?api-version=`` and an
+        ``api-key`` header; both are required (400 / 401 without).
+        """
+        return self.url
+
+    @property
     def anthropic_base_url(self) -> str:
         """For ``AsyncAnthropic(base_url=...)`` (its paths carry ``/v1`` themselves)."""
         return self.url
@@ -183,11 +219,13 @@ class FakeProviderServer:
         """Batch records of every provider in creation order (statuses brought up to date).
 
         ``.provider`` tells them apart; ``.status`` is the provider's own status value
-        (OpenAI ``status``, Anthropic ``processing_status``, Gemini ``BATCH_STATE_*``).
+        (OpenAI-compatible ``status``, Anthropic ``processing_status``, Gemini
+        ``BATCH_STATE_*``).
         Deleted Anthropic/Gemini batches stay here with ``.deleted`` set.
         """
         records: list[AnyBatchRecord] = [
             *self._openai.batches(),
+            *(record for protocol in self._openai_compatible for record in protocol.batches()),
             *self._anthropic.batches(),
             *self._gemini.batches(),
         ]
@@ -197,13 +235,15 @@ class FakeProviderServer:
     def received_bodies(self) -> list[Any]:
         """Every request body from batch lines and real-time calls, in arrival order.
 
-        OpenAI batch lines contribute their ``body``, Anthropic batch requests their
+        OpenAI-compatible batch lines (OpenAI, Groq, xAI, Azure) contribute their ``body``,
+        Anthropic batch requests their
         ``params`` and Gemini batch requests their ``request``.
         """
         return self._context.bodies.snapshot()
 
     def file_content(self, file_id: str) -> bytes:
-        """Bytes of an uploaded or generated file: OpenAI ``file-...`` or Gemini ``files/...``.
+        """Bytes of an uploaded or generated file: OpenAI ``file-...`` (Groq ``file_...``, xAI,
+        Azure) or Gemini ``files/...``.
 
         Raises KeyError if unknown.
         """
@@ -225,7 +265,7 @@ class FakeProviderServer:
     ) -> None:
         """How batches created from now on end (every provider).
 
-        OpenAI:
+        OpenAI (and Groq, xAI, Azure):
 
         - ``"completed"`` (default): every line is answered (marker lines go to the error file).
         - ``"failed"``: ``validating`` -> ``failed`` with an ``injected_failure`` error, no files.
@@ -251,7 +291,8 @@ class FakeProviderServer:
         """Answer the next ``times`` requests matching ``route`` with ``status``.
 
         ``route`` is ``"METHOD /path"`` where ``{id}`` matches one segment, e.g.
-        ``"GET /v1/batches/{id}"``.
+        ``"GET /v1/batches/{id}"``, Groq's ``"POST /openai/v1/batches"`` or Azure's
+        ``"GET /openai/batches/{id}"`` (the path only, never the ``?api-version=`` query).
 
         ``retry_after_ms`` is sent as ``retry-after-ms`` so SDK retries are fast; None omits it.
         """

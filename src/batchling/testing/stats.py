@@ -6,7 +6,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-ProviderName = Literal["openai", "anthropic", "gemini"]
+ProviderName = Literal["openai", "anthropic", "gemini", "groq", "xai", "azure"]
+"""Every emulated provider; ``groq``, ``xai`` and ``azure`` speak the OpenAI protocol."""
 PROVIDERS: tuple[ProviderName, ...] = get_args(ProviderName)
 
 
@@ -79,7 +80,7 @@ class FakeServerStats:
             return self._requests.count(route)
 
     def provider(self, name: ProviderName) -> ProviderStats:
-        """Live counters of one provider (``"openai"``, ``"anthropic"`` or ``"gemini"``)."""
+        """Live counters of one provider (any ``ProviderName``, e.g. ``"openai"`` or ``"groq"``)."""
         if name not in self._by_provider:
             raise ValueError(f"unknown provider {name!r}; expected one of {PROVIDERS}")
         return ProviderStats(self, name)
