@@ -1,0 +1,128 @@
+"""OpenAI-compatible hosts (Groq, xAI, Azure OpenAI, declared hosts) through the `openai` SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterator
+
+import openai
+import pytest
+from openai.types.chat import ChatCompletion
+
+import batchling
+from batchling.providers import openai_compatible
+from batchling.testing import FakeProviderServer
+from tests.conftest import fast_batchify
+
+
+@pytest.fixture
+def declared(fake_server: FakeProviderServer) -> Iterator[None]:
+    """The built-in Groq and xAI profiles, pointed at the fake server's hosts."""
+    hosts = [
+        dataclasses.replace(openai_compatible.GROQ, base_urls=(fake_server.groq_base_url,)),
+        dataclasses.replace(openai_compatible.XAI, base_urls=(fake_server.xai_base_url,)),
+    ]
+    for host in hosts:
+        openai_compatible.register_openai_compatible_host(host)
+    yield
+    for host in hosts:
+        openai_compatible.unregister_openai_compatible_host(host)
+
+
+def ask(client: openai.AsyncOpenAI, text: str, model: str = "llama-3.3-70b-versatile"):  # type: ignore[no-untyped-def]
+    return client.chat.completions.create(model=model, messages=[{"role": "user", "content": text}])
+
+
+async def test_groq_batches_under_its_openai_v1_prefix(
+    declared: None, fake_server: FakeProviderServer
+) -> None:
+    async with (
+        openai.AsyncOpenAI(base_url=fake_server.groq_base_url, api_key="gsk-test") as client,
+        fast_batchify(),
+    ):
+        replies = await asyncio.gather(*(ask(client, f"g{i}") for i in range(40)))
+    assert [r.choices[0].message.content for r in replies] == [f"echo: g{i}" for i in range(40)]
+    stats = fake_server.stats.provider("groq")
+    assert stats.lines_per_batch == [40]
+    assert fake_server.stats.realtime_calls == 0
+    assert fake_server.batches[0].lines[0]["url"] == "/v1/chat/completions"
+
+
+async def test_groq_passes_through_what_its_batch_api_does_not_serve(
+    declared: None, fake_server: FakeProviderServer
+) -> None:
+    async with (
+        openai.AsyncOpenAI(base_url=fake_server.groq_base_url, api_key="gsk-test") as client,
+        fast_batchify() as ctx,
+    ):
+        with (
+            pytest.warns(batchling.NotBatchedWarning, match="groq Batch API does not serve"),
+            # Sent in real time, where the fake Groq host has no embeddings either.
+            pytest.raises(openai.NotFoundError),
+        ):
+            await client.embeddings.create(model="nomic-embed", input="x")
+    assert ctx.report.passed_through == {"endpoint /embeddings": 1}
+
+
+async def test_groq_accepts_a_longer_completion_window(
+    declared: None, fake_server: FakeProviderServer
+) -> None:
+    async with (
+        openai.AsyncOpenAI(base_url=fake_server.groq_base_url, api_key="gsk-test") as client,
+        fast_batchify(completion_window="7d"),
+    ):
+        reply = await ask(client, "slow is fine")
+    assert reply.choices[0].message.content == "echo: slow is fine"
+
+
+async def test_xai_batches_chat_completions(
+    declared: None, fake_server: FakeProviderServer
+) -> None:
+    async with (
+        openai.AsyncOpenAI(base_url=fake_server.xai_base_url, api_key="xai-test") as client,
+        fast_batchify(),
+    ):
+        replies = await asyncio.gather(*(ask(client, f"x{i}", model="grok-4") for i in range(5)))
+    assert all(type(r) is ChatCompletion for r in replies)
+    assert fake_server.stats.provider("xai").lines_per_batch == [5]
+
+
+async def test_azure_batches_with_deployment_names_and_unprefixed_urls(
+    fake_server: FakeProviderServer,
+) -> None:
+    async with (
+        openai.AsyncAzureOpenAI(
+            azure_endpoint=fake_server.azure_endpoint, api_key="azure-key", api_version="2024-10-21"
+        ) as client,
+        fast_batchify(),
+    ):
+        replies = await asyncio.gather(
+            *(ask(client, f"a{i}", model="my-gpt4o-deployment") for i in range(10))
+        )
+    assert [r.choices[0].message.content for r in replies] == [f"echo: a{i}" for i in range(10)]
+    batch = fake_server.batches[0]
+    assert batch.provider == "azure"
+    assert batch.endpoint == "/chat/completions"
+    assert {line["url"] for line in batch.lines} == {"/chat/completions"}
+    assert batch.lines[0]["body"]["model"] == "my-gpt4o-deployment"
+    assert fake_server.stats.realtime_calls == 0
+
+
+async def test_a_declared_host_uses_its_own_profile(fake_server: FakeProviderServer) -> None:
+    gateway = openai_compatible.OpenAICompatibleHost(
+        "my-gateway",
+        base_urls=(fake_server.openai_base_url,),
+        endpoints=frozenset({"/chat/completions"}),
+        max_requests_per_batch=3,
+    )
+    openai_compatible.register_openai_compatible_host(gateway)
+    try:
+        async with (
+            openai.AsyncOpenAI(base_url=fake_server.openai_base_url, api_key="k") as client,
+            fast_batchify(),
+        ):
+            await asyncio.gather(*(ask(client, f"q{i}", model="m") for i in range(7)))
+    finally:
+        openai_compatible.unregister_openai_compatible_host(gateway)
+    assert sorted(fake_server.stats.lines_per_batch) == [1, 3, 3]
