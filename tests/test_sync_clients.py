@@ -97,12 +97,14 @@ def test_sync_streaming_passes_through_with_a_warning(
     fake_server: FakeProviderServer,
 ) -> None:
     openai_client = sync_clients[0]
-    with batchify(**FAST, progress=False) as ctx:
-        with pytest.warns(batchling.NotBatchedWarning, match="stream"):
-            stream = openai_client.chat.completions.create(
-                model="gpt-4o-mini", messages=[{"role": "user", "content": "s"}], stream=True
-            )
-            chunks = list(stream)
+    with (
+        batchify(**FAST, progress=False) as ctx,
+        pytest.warns(batchling.NotBatchedWarning, match="stream"),
+    ):
+        stream = openai_client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "s"}], stream=True
+        )
+        chunks = list(stream)
     assert chunks
     assert ctx.report.passed_through == {"streaming": 1}
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any
 
-from batchling import journal, patching
+from batchling import display, journal, patching
 from batchling.dryrun import DryRunFinished, DryRunPlan
 from batchling.errors import DeadlineReachedError, NotBatchableError, NotBatchedWarning
 from batchling.events import Observers, RunObserver
@@ -241,8 +241,7 @@ class Batchify:
         )
         observers: list[RunObserver] = []
         if not self._dry_run:
-            display = _display_module()
-            self._display = display.make_progress(self._progress) if display else None
+            self._display = display.make_progress(self._progress)
             if self._display is not None:
                 self._display.start()
                 observers.append(self._display)
@@ -280,14 +279,11 @@ class Batchify:
             self._journal = None
         if self._display is not None:
             self._display.stop()
-            display = _display_module()
-            if self._progress is not False and display is not None:
+            if self._progress is not False:
                 display.print_run_summary(self.report)
             self._display = None
         if self.plan is not None:
-            display = _display_module()
-            if display is not None:
-                display.print_dry_run_summary(self.plan)
+            display.print_dry_run_summary(self.plan)
             if exc is None or isinstance(exc, DryRunFinished):
                 raise SystemExit(0) from None
 
@@ -560,12 +556,3 @@ def _deadline_time(
     if isinstance(deadline, datetime.timedelta):
         return time.time() + deadline.total_seconds()
     return time.time() + float(deadline)
-
-
-def _display_module() -> Any:
-    # TEMPORARY while display.py lands.
-    try:
-        from batchling import display  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return display

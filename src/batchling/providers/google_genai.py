@@ -79,7 +79,11 @@ _HTTP_STATUS_NAMES: Mapping[int, str] = {
     409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED", 500: "INTERNAL",
     501: "NOT_IMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED",
 }  # fmt: skip
-_IRRELEVANT_HEADERS = frozenset({"user-agent", "x-goog-api-client", "content-type"})
+# Headers that do not change where or as whom a call is sent (X-Server-Timeout is a deadline,
+# like the `timeout` option; pydantic-ai sets it on every call).
+_IRRELEVANT_HEADERS = frozenset(
+    {"user-agent", "x-goog-api-client", "content-type", "x-server-timeout"}
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

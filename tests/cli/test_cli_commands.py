@@ -1,0 +1,181 @@
+"""`batchling cache`, `batchling batches` and `batchling plugins`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from batchling import journal
+from batchling.testing import FakeProviderServer
+from tests.cli.support import FAST, batchling, script
+from tests.conftest import fast_batchify
+
+KEY = "sk-cli-cancel"
+
+
+def run_ask(server: FakeProviderServer, count: int, *options: str) -> None:
+    result = batchling(
+        "run",
+        *FAST,
+        *options,
+        script("ask.py"),
+        env={"FAKE_OPENAI_BASE_URL": server.openai_base_url, "ASK_COUNT": str(count)},
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_cache_info_before_anything_ran(cache_dir: Path) -> None:
+    result = batchling("cache", "info")
+    assert result.returncode == 0, result.stderr
+    assert str(cache_dir / "journal.sqlite3") in result.stdout
+    assert "not created yet" in result.stdout
+
+
+def test_cache_info_counts_what_a_run_journaled(
+    fake_server: FakeProviderServer, cache_dir: Path
+) -> None:
+    run_ask(fake_server, 5)
+    result = batchling("cache", "info")
+    assert result.returncode == 0, result.stderr
+    assert str(cache_dir / "journal.sqlite3") in result.stdout
+    assert "batch jobs:   1 (0 running)" in result.stdout
+    assert "requests:     5 (5 with results)" in result.stdout
+    assert "size:" in result.stdout
+
+
+def test_cache_clear_asks_first_and_forgets_everything(fake_server: FakeProviderServer) -> None:
+    run_ask(fake_server, 4)
+    refused = batchling("cache", "clear", input="n\n")
+    assert refused.returncode == 1
+    assert "Forget 1 batch jobs and 4 requests" in refused.stdout
+    assert "requests:     4" in batchling("cache", "info").stdout
+    cleared = batchling("cache", "clear", "--yes")
+    assert cleared.returncode == 0, cleared.stderr
+    assert "Cleared 1 batch jobs and 4 requests." in cleared.stdout
+    assert "requests:     0 (0 with results)" in batchling("cache", "info").stdout
+    # A re-run pays again: the journal no longer answers.
+    run_ask(fake_server, 4)
+    assert fake_server.stats.batches_created == 2
+
+
+def test_cache_dir_option(fake_server: FakeProviderServer, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    run_ask(fake_server, 2, "--cache-dir", str(elsewhere))
+    result = batchling("cache", "info", "--cache-dir", str(elsewhere))
+    assert str(elsewhere / "journal.sqlite3") in result.stdout
+    assert "requests:     2 (2 with results)" in result.stdout
+    assert "not created yet" in batchling("cache", "info").stdout
+
+
+def test_batches_list_shows_the_jobs_of_a_run(fake_server: FakeProviderServer) -> None:
+    assert "No batch jobs" in batchling("batches", "list").stdout
+    run_ask(fake_server, 3)
+    result = batchling("batches", "list")
+    assert result.returncode == 0, result.stderr
+    (row,) = [line for line in result.stdout.splitlines() if fake_server.batches[0].id in line]
+    assert row.split()[:3] == ["openai", fake_server.batches[0].id, "ended"]
+    assert "gpt-4o-mini" in row
+    assert "completed" in row
+    assert "No running batch jobs" in batchling("batches", "list", "--running").stdout
+
+
+@pytest.fixture
+def slow_server() -> Iterator[FakeProviderServer]:
+    with FakeProviderServer(batch_delay_seconds=600) as server:
+        yield server
+
+
+def journaled_as_running(server: FakeProviderServer) -> bool:
+    """Whether the job the server created is in the journal with its id (as `running`)."""
+    if not server.batches:
+        return False
+    path = journal.resolve_path(True)
+    assert path is not None
+    opened = journal.Journal(path)
+    try:
+        found = opened.find_submission(server.batches[0].id)
+    finally:
+        opened.close()
+    return found is not None and found.state is journal.SubmissionState.RUNNING
+
+
+async def leave_a_job_running(server: FakeProviderServer) -> str:
+    """Submit a job, then leave the block with an error: the job keeps running, journaled."""
+    async with openai.AsyncOpenAI(base_url=server.openai_base_url, api_key=KEY) as client:
+        tasks = []
+        with pytest.raises(RuntimeError, match="leaving"):
+            async with fast_batchify():
+                tasks = [
+                    asyncio.ensure_future(
+                        client.chat.completions.create(
+                            model="gpt-4o-mini", messages=[{"role": "user", "content": f"c{i}"}]
+                        )
+                    )
+                    for i in range(3)
+                ]
+                while not journaled_as_running(server):
+                    await asyncio.sleep(0.02)
+                raise RuntimeError("leaving with the job running")
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    (record,) = server.batches
+    return record.id
+
+
+async def test_batches_cancel_all_running(slow_server: FakeProviderServer) -> None:
+    batch_id = await leave_a_job_running(slow_server)
+    listed = batchling("batches", "list", "--running")
+    assert batch_id in listed.stdout
+    result = batchling("batches", "cancel", "--all-running", env={"OPENAI_API_KEY": KEY})
+    assert result.returncode == 0, result.stderr
+    assert f"cancelling openai batch {batch_id}" in result.stdout
+    assert slow_server.batches[0].status in ("cancelling", "cancelled")
+
+
+async def test_batches_cancel_by_id(slow_server: FakeProviderServer) -> None:
+    batch_id = await leave_a_job_running(slow_server)
+    result = batchling("batches", "cancel", batch_id, env={"OPENAI_API_KEY": KEY})
+    assert result.returncode == 0, result.stderr
+    assert batch_id in result.stdout
+    assert slow_server.batches[0].status in ("cancelling", "cancelled")
+
+
+async def test_batches_cancel_names_the_missing_api_key(slow_server: FakeProviderServer) -> None:
+    batch_id = await leave_a_job_running(slow_server)
+    result = batchling("batches", "cancel", batch_id, env={"OPENAI_API_KEY": None})
+    assert result.returncode == 1
+    assert "OPENAI_API_KEY is not set" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert slow_server.batches[0].status == "in_progress"
+
+
+def test_batches_cancel_of_an_unknown_id(fake_server: FakeProviderServer) -> None:
+    run_ask(fake_server, 1)
+    result = batchling("batches", "cancel", "batch_unknown", env={"OPENAI_API_KEY": KEY})
+    assert result.returncode == 1
+    assert "batch_unknown: not in the journal" in result.stderr
+
+
+def test_batches_cancel_needs_ids_or_all_running() -> None:
+    result = batchling("batches", "cancel")
+    assert result.returncode == 2
+    assert "--all-running" in result.stderr
+
+
+def test_plugins_lists_the_built_in_providers() -> None:
+    result = batchling("plugins")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for name, module in [
+        ("openai", "batchling.providers.openai"),
+        ("anthropic", "batchling.providers.anthropic"),
+        ("gemini", "batchling.providers.google_genai"),
+    ]:
+        assert f"{name} ({module})" in lines
+    assert "  openai._base_client.AsyncAPIClient.request" in lines
+    assert "  anthropic._base_client.BaseClient._calculate_nonstreaming_timeout (hook)" in lines
