@@ -95,7 +95,7 @@ def anthropic(server: FakeProviderServer, _: genai.Client | None) -> Model:
 
 def google(_: FakeProviderServer, client: genai.Client | None) -> Model:
     assert client is not None
-    # The provider wraps a genai.Client made by the caller; see the xfail test below for
+    # The provider wraps a genai.Client made by the caller; see the test below for
     # GoogleProvider(api_key=..., base_url=...).
     return GoogleModel("gemini-2.5-flash", provider=GoogleProvider(client=client))
 

@@ -20,7 +20,7 @@ import dataclasses
 import logging
 import secrets
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from batchling import backoff
@@ -428,7 +428,7 @@ class Scheduler:
             except _DeadlinePassedError:
                 await self._cancel_quietly(provider, batch)
                 # The router sends these to the real-time endpoint: reported there, not failed.
-                _fail_all(entries, _deadline_error())
+                _fail_all(entries, _deadline_error)
                 return
             except Exception as exc:
                 self._report.failed += _fail_all(entries, exc)
@@ -459,7 +459,9 @@ class Scheduler:
             ]
         if unfinished:
             self._resubmit(provider, batch, unfinished)
-        self._report.failed += _fail_all(entries, _error_for_unanswered(provider, batch, status))
+        self._report.failed += _fail_all(
+            entries, lambda: _error_for_unanswered(provider, batch, status)
+        )
 
     def _may_resubmit(self, entry: _Entry) -> bool:
         return entry.resubmissions < self._settings.resubmit_expired and not self._deadline_passed
@@ -651,11 +653,17 @@ def _error_for_unanswered(
     )
 
 
-def _fail_all(entries: dict[str, _Entry], error: BaseException) -> int:
-    """Fail every caller still waiting; return how many there were."""
+def _fail_all(
+    entries: dict[str, _Entry], error: BaseException | Callable[[], BaseException]
+) -> int:
+    """Fail every caller still waiting; return how many there were.
+
+    Pass a factory to give each caller its own exception instance (a shared instance would
+    collect every caller's traceback).
+    """
     failed = 0
     for entry in entries.values():
         if not entry.future.done():
-            entry.future.set_exception(error)
+            entry.future.set_exception(error() if callable(error) else error)
             failed += 1
     return failed

@@ -239,7 +239,6 @@ async def test_azure_batch_flow_without_v1_and_with_deployment_models(
         "azure-key",
     )
     assert record.headers["api-key"] == "azure-key"
-    assert "authorization" not in record.headers
     assert fake_server.stats.requests[:3] == [
         "POST /openai/files",
         "POST /openai/batches",
