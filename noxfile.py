@@ -14,8 +14,8 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 # The oldest and newest releases of each SDK the suite must pass on. openai 2.x still runs on
 # `httpx`, 3.x on `httpx2`: users have both installed today.
 SDK_PINS = {
-    "newest": ["openai>=3", "anthropic>=2", "google-genai>=3"],
-    "oldest": ["openai==2.0.0", "anthropic==2.0.0", "google-genai==3.4.0"],
+    "newest": ["openai>=3", "anthropic>=2", "google-genai>=3", "mistralai>=3"],
+    "oldest": ["openai==2.0.0", "anthropic==2.0.0", "google-genai==3.4.0", "mistralai==3.0.0"],
 }
 
 

@@ -169,3 +169,16 @@ async def test_chat_send_message_is_batched(
         reply = await chat.send_message("hello chat")
     assert reply.text == "echo: hello chat"
     assert fake_server.stats.provider("gemini").batches_created == 1
+
+
+async def test_expired_job_without_output_is_submitted_once_more(
+    gemini_client: genai.Client, fake_server: FakeProviderServer
+) -> None:
+    fake_server.set_batch_outcome("expired")
+    async with fast_batchify():
+        results = await asyncio.gather(
+            *(ask(gemini_client, f"late {i}") for i in range(3)), return_exceptions=True
+        )
+    # Gemini returns nothing for an expired job: every line goes again once, then gives up.
+    assert fake_server.stats.provider("gemini").lines_per_batch == [3, 3]
+    assert all(isinstance(result, batchling.BatchExpiredError) for result in results)

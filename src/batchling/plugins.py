@@ -22,6 +22,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("batchling.providers.openai", "openai"),
     ("batchling.providers.anthropic", "anthropic"),
     ("batchling.providers.google_genai", "google.genai"),
+    ("batchling.providers.mistral", "mistralai"),
 )
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME

@@ -452,11 +452,11 @@ class Scheduler:
             else:
                 _resolve(entry.future, provider, batch, result, self._report)
         if status.state is BatchState.EXPIRED:
-            unfinished += [
-                entry
-                for entry in entries.values()
-                if not entry.future.done() and self._may_resubmit(entry)
-            ]
+            # Lines the expired job returned nothing for are sent again too (and so are no
+            # longer this job's to fail).
+            for custom_id, entry in list(entries.items()):
+                if not entry.future.done() and self._may_resubmit(entry):
+                    unfinished.append(entries.pop(custom_id))
         if unfinished:
             self._resubmit(provider, batch, unfinished)
         self._report.failed += _fail_all(

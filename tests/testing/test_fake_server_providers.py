@@ -102,7 +102,7 @@ async def test_stats_are_totals_with_a_per_provider_breakdown(
 
 def test_unknown_provider_name_is_rejected() -> None:
     with pytest.raises(ValueError, match="provider"):
-        FakeProviderServer().stats.provider("mistral")  # type: ignore[arg-type]
+        FakeProviderServer().stats.provider("cohere")  # type: ignore[arg-type]
 
 
 def test_inline_limit_must_be_positive() -> None:

@@ -24,6 +24,8 @@ from batchling.testing.gemini_protocol import (
     looks_like_gemini,
 )
 from batchling.testing.http_types import DropConnection, Request, Response
+from batchling.testing.mistral_batches import MistralBatchRecord
+from batchling.testing.mistral_protocol import MistralProtocol, looks_like_mistral
 from batchling.testing.openai_batches import BatchRecord
 from batchling.testing.openai_hosts import AZURE, GROQ, XAI
 from batchling.testing.openai_protocol import OpenAIProtocol
@@ -33,14 +35,14 @@ from batchling.testing.stats import FakeServerStats
 logger = logging.getLogger(__name__)
 
 _POLL_INTERVAL_SECONDS = 0.05
-AnyBatchRecord = BatchRecord | AnthropicBatchRecord | GeminiBatchRecord
+AnyBatchRecord = BatchRecord | AnthropicBatchRecord | GeminiBatchRecord | MistralBatchRecord
 """A batch of any provider; ``.provider`` says which (``openai``, ``groq``, ``xai``, ``azure``,
-``anthropic``, ``gemini``)."""
+``anthropic``, ``gemini``, ``mistral``)."""
 _JOIN_TIMEOUT_SECONDS = 5.0
 
 
 class FakeProviderServer:
-    """An offline stand-in for the OpenAI, Anthropic and Gemini APIs, for tests and demos.
+    """An offline stand-in for the OpenAI, Anthropic, Gemini and Mistral APIs, for tests and demos.
 
     Usable from sync and async code alike::
 
@@ -50,6 +52,7 @@ class FakeProviderServer:
             gemini_client = genai.Client(
                 api_key="k", http_options=types.HttpOptions(base_url=server.gemini_base_url)
             )
+            mistral_client = Mistral(api_key="k", server_url=server.mistral_base_url)
 
     It also plays the OpenAI-compatible hosts, each with its own files and batches (see
     ``openai_hosts``): Groq (``AsyncOpenAI(base_url=server.groq_base_url)``, paths
@@ -93,6 +96,8 @@ class FakeProviderServer:
             self.register_protocol(protocol)
         self.register_protocol(self._anthropic)
         self.register_protocol(self._gemini)
+        self._mistral = MistralProtocol(self._context, batch_delay_seconds=batch_delay_seconds)
+        self.register_protocol(self._mistral)
         self._lifecycle = threading.Lock()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -208,6 +213,14 @@ class FakeProviderServer:
         """For ``types.HttpOptions(base_url=...)`` (the SDK adds ``/v1/`` or ``/v1beta/``)."""
         return self.url
 
+    @property
+    def mistral_base_url(self) -> str:
+        """For ``Mistral(server_url=...)`` (its paths carry ``/v1`` themselves).
+
+        Served under ``/mistral`` so requests to it are told apart from OpenAI's ``/v1``.
+        """
+        return f"{self.url}/mistral"
+
     # ------------------------------------------------------------------ observation
 
     @property
@@ -220,7 +233,7 @@ class FakeProviderServer:
 
         ``.provider`` tells them apart; ``.status`` is the provider's own status value
         (OpenAI-compatible ``status``, Anthropic ``processing_status``, Gemini
-        ``BATCH_STATE_*``).
+        ``BATCH_STATE_*``, Mistral ``QUEUED``... ``SUCCESS``).
         Deleted Anthropic/Gemini batches stay here with ``.deleted`` set.
         """
         records: list[AnyBatchRecord] = [
@@ -228,6 +241,7 @@ class FakeProviderServer:
             *(record for protocol in self._openai_compatible for record in protocol.batches()),
             *self._anthropic.batches(),
             *self._gemini.batches(),
+            *self._mistral.batches(),
         ]
         return sorted(records, key=lambda record: record.sequence)
 
@@ -237,13 +251,14 @@ class FakeProviderServer:
 
         OpenAI-compatible batch lines (OpenAI, Groq, xAI, Azure) contribute their ``body``,
         Anthropic batch requests their
-        ``params`` and Gemini batch requests their ``request``.
+        ``params``, Gemini batch requests their ``request`` and Mistral batch lines their
+        ``body``.
         """
         return self._context.bodies.snapshot()
 
     def file_content(self, file_id: str) -> bytes:
         """Bytes of an uploaded or generated file: OpenAI ``file-...`` (Groq ``file_...``, xAI,
-        Azure) or Gemini ``files/...``.
+        Azure), Gemini ``files/...`` or Mistral (a UUID).
 
         Raises KeyError if unknown.
         """
@@ -281,6 +296,10 @@ class FakeProviderServer:
         output; ``"expired"`` -> ``BATCH_STATE_EXPIRED`` with no output; ``"cancelled"`` ->
         ``BATCH_STATE_CANCELLED`` with only the first ``completed_fraction`` of the responses.
 
+        Mistral: ``"failed"`` -> ``FAILED`` with ``errors`` and no files; ``"expired"`` /
+        ``"cancelled"`` -> ``TIMEOUT_EXCEEDED`` / ``CANCELLED`` with only the first
+        ``completed_fraction`` of the lines answered (the rest appear in no file).
+
         ``completed_fraction`` also decides how many lines a client-side cancel answers.
         """
         self._context.faults.set_batch_outcome(outcome, completed_fraction)
@@ -291,8 +310,9 @@ class FakeProviderServer:
         """Answer the next ``times`` requests matching ``route`` with ``status``.
 
         ``route`` is ``"METHOD /path"`` where ``{id}`` matches one segment, e.g.
-        ``"GET /v1/batches/{id}"``, Groq's ``"POST /openai/v1/batches"`` or Azure's
-        ``"GET /openai/batches/{id}"`` (the path only, never the ``?api-version=`` query).
+        ``"GET /v1/batches/{id}"``, Groq's ``"POST /openai/v1/batches"``, Azure's
+        ``"GET /openai/batches/{id}"`` (the path only, never the ``?api-version=`` query) or
+        Mistral's ``"POST /mistral/v1/batch/jobs"``.
 
         ``retry_after_ms`` is sent as ``retry-after-ms`` so SDK retries are fast; None omits it.
         """
@@ -357,6 +377,8 @@ class FakeProviderServer:
             return self._anthropic.error_response
         if looks_like_gemini(request):
             return self._gemini.error_response
+        if looks_like_mistral(request):
+            return self._mistral.error_response
         return self._openai.error_response
 
     def __repr__(self) -> str:

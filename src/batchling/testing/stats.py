@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-ProviderName = Literal["openai", "anthropic", "gemini", "groq", "xai", "azure"]
+ProviderName = Literal["openai", "anthropic", "gemini", "groq", "xai", "azure", "mistral"]
 """Every emulated provider; ``groq``, ``xai`` and ``azure`` speak the OpenAI protocol."""
 PROVIDERS: tuple[ProviderName, ...] = get_args(ProviderName)
 
