@@ -44,3 +44,32 @@ async def retrying(
                 raise
         await asyncio.sleep(next(waits))
     raise AssertionError("unreachable")
+
+
+async def create_once(
+    create: Callable[[], Awaitable[_T]],
+    find_created: Callable[[], Awaitable[_T | None]],
+    *,
+    is_transient: Callable[[BaseException], bool],
+    attempts: int = 6,
+) -> _T:
+    """Create a paid job, retrying transient failures without ever creating it twice.
+
+    An SDK's own retry of a create that timed out (and may have succeeded) would create a
+    second paid job, so `create` must run with the SDK's retries off. After a failed attempt,
+    `find_created` asks the provider for the job that attempt may have created (e.g. by a tag
+    carrying the submission id) and that job is adopted; if the provider cannot tell (lookups
+    keep failing), the error is raised rather than risking a second job.
+    """
+    waits = delays(1.0, cap=30.0)
+    for attempt in range(attempts):
+        try:
+            return await create()
+        except Exception as exc:
+            if attempt == attempts - 1 or not is_transient(exc):
+                raise
+        await asyncio.sleep(next(waits))
+        existing = await retrying(find_created, is_transient=is_transient)
+        if existing is not None:
+            return existing
+    raise AssertionError("unreachable")

@@ -17,7 +17,6 @@ Checked against anthropic 2.x.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import time
@@ -159,34 +158,21 @@ class AnthropicProvider:
         )
 
     async def _create_batch(self, job: _Job, requests: list[dict[str, Any]]) -> Any:
-        # The SDK would retry a create that timed out and may have succeeded, creating a second
-        # paid job. batchling retries itself; Message Batches carry no metadata to tag a job
-        # with, so after an ambiguous failure it adopts a job of the same size created since
-        # its first attempt, if the provider lists one, before creating again.
+        # Message Batches carry no metadata to tag a job with: after an ambiguous failure, a
+        # job of the same size created since the first attempt is taken for the one it created.
         once = _batches(job.client.with_options(max_retries=0), job.beta)
         started = time.time()
-        delays = backoff.delays(1.0, cap=30.0)
-        for attempt in range(CREATE_ATTEMPTS):
-            try:
-                return await stainless.call(
-                    job.client,
-                    once.create,
-                    requests=requests,
-                    extra_headers=dict(job.call_headers) or None,
-                )
-            except Exception as exc:
-                if attempt == CREATE_ATTEMPTS - 1 or not self.is_transient(exc):
-                    raise
-            await asyncio.sleep(next(delays))
-            # Find out whether the failed attempt created the job before trying again; if the
-            # provider cannot tell, give up rather than risk a second paid job.
-            existing = await backoff.retrying(
-                lambda: self._find_recent(job, started, len(requests)),
-                is_transient=self.is_transient,
-            )
-            if existing is not None:
-                return existing
-        raise AssertionError("unreachable")
+        return await backoff.create_once(
+            lambda: stainless.call(
+                job.client,
+                once.create,
+                requests=requests,
+                extra_headers=dict(job.call_headers) or None,
+            ),
+            lambda: self._find_recent(job, started, len(requests)),
+            is_transient=self.is_transient,
+            attempts=CREATE_ATTEMPTS,
+        )
 
     async def _find_recent(self, job: _Job, since: float, size: int) -> Any:
         page = await stainless.call(

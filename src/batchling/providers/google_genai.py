@@ -264,27 +264,12 @@ class GoogleGenAIProvider:
     async def _create(
         self, api: _Api, path: str, body: dict[str, Any], submission_id: str
     ) -> dict[str, Any]:
-        # The SDK's own retries (if configured) could create a second paid job after a create
-        # that failed ambiguously; batchling calls once per attempt and, after a transient
-        # failure, adopts the job carrying its submission id as display name, if one exists.
-        delays = backoff.delays(1.0, cap=30.0)
-        attempts = 6
-        for attempt in range(attempts):
-            try:
-                return await api.request("post", path, body)
-            except Exception as exc:
-                if attempt == attempts - 1 or not self.is_transient(exc):
-                    raise
-            await asyncio.sleep(next(delays))
-            # Find out whether the failed attempt created the job before trying again; if the
-            # provider cannot tell, give up rather than risk a second paid job.
-            existing = await backoff.retrying(
-                lambda: self._find_submission(api, submission_id),
-                is_transient=self.is_transient,
-            )
-            if existing is not None:
-                return existing
-        raise AssertionError("unreachable")
+        # The job an earlier attempt may have created carries the submission id as display name.
+        return await backoff.create_once(
+            lambda: api.request("post", path, body),
+            lambda: self._find_submission(api, submission_id),
+            is_transient=self.is_transient,
+        )
 
     async def _find_submission(self, api: _Api, submission_id: str) -> dict[str, Any] | None:
         listing = await api.request("get", "batches?pageSize=50", {})

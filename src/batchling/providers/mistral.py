@@ -333,26 +333,14 @@ class MistralProvider:
         )
 
     async def _create_job(self, api: _Api, create: dict[str, Any], submission_id: str) -> Any:
-        # batchling retries a create that failed transiently itself, and first looks for the
-        # job the failed attempt may have created (tagged with the submission id).
-        delays = backoff.delays(1.0, cap=30.0)
+        # The job an earlier attempt may have created carries the submission id in metadata.
         started = time.time()
-        for attempt in range(CREATE_ATTEMPTS):
-            try:
-                return await api.create(**create)
-            except Exception as exc:
-                if attempt == CREATE_ATTEMPTS - 1 or not self.is_transient(exc):
-                    raise
-            await asyncio.sleep(next(delays))
-            # If the provider cannot tell whether the failed attempt created the job, give up
-            # rather than risk a second paid job.
-            existing = await backoff.retrying(
-                lambda: self._find_submission(api, submission_id, since=started),
-                is_transient=self.is_transient,
-            )
-            if existing is not None:
-                return existing
-        raise AssertionError("unreachable")
+        return await backoff.create_once(
+            lambda: api.create(**create),
+            lambda: self._find_submission(api, submission_id, since=started),
+            is_transient=self.is_transient,
+            attempts=CREATE_ATTEMPTS,
+        )
 
     async def _find_submission(self, api: _Api, submission_id: str, since: float) -> Any:
         page = 0

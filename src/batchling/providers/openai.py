@@ -15,7 +15,6 @@ real-time call produces. Checked against openai 2.0 (httpx) through 3.57 (httpx2
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -167,35 +166,22 @@ class OpenAIProvider:
         submission_id: str,
         call_headers: dict[str, str],
     ) -> Any:
-        # The SDK would retry a create that timed out and may have succeeded, creating a second
-        # paid job. batchling retries itself, and first looks for the job its earlier attempt
-        # may have created (tagged with the submission id).
         once = client.with_options(max_retries=0)
-        delays = backoff.delays(1.0, cap=30.0)
-        for attempt in range(CREATE_ATTEMPTS):
-            try:
-                return await stainless.call(
-                    client,
-                    once.batches.create,
-                    input_file_id=input_file_id,
-                    endpoint=endpoint,
-                    completion_window=completion_window,
-                    metadata={SUBMISSION_METADATA_KEY: submission_id},
-                    extra_headers=call_headers or None,
-                )
-            except Exception as exc:
-                if attempt == CREATE_ATTEMPTS - 1 or not self.is_transient(exc):
-                    raise
-            await asyncio.sleep(next(delays))
-            # Find out whether the failed attempt created the job before trying again; if the
-            # provider cannot tell, give up rather than risk a second paid job.
-            existing = await backoff.retrying(
-                lambda: self._find_submission(client, submission_id, call_headers),
-                is_transient=self.is_transient,
-            )
-            if existing is not None:
-                return existing
-        raise AssertionError("unreachable")
+        return await backoff.create_once(
+            lambda: stainless.call(
+                client,
+                once.batches.create,
+                input_file_id=input_file_id,
+                endpoint=endpoint,
+                completion_window=completion_window,
+                metadata={SUBMISSION_METADATA_KEY: submission_id},
+                extra_headers=call_headers or None,
+            ),
+            # The job an earlier attempt may have created carries the submission id.
+            lambda: self._find_submission(client, submission_id, call_headers),
+            is_transient=self.is_transient,
+            attempts=CREATE_ATTEMPTS,
+        )
 
     async def _find_submission(
         self, client: Any, submission_id: str, call_headers: dict[str, str]
