@@ -284,3 +284,34 @@ async def test_resume_works_for_anthropic_and_gemini_too(
     assert second == first == ["echo: a", "echo: g"]
     assert len(fake_server.stats.requests) == requests
     assert ctx.report.from_journal == 2
+
+
+def test_two_processes_running_the_same_program_pay_once() -> None:
+    with FakeProviderServer(batch_delay_seconds=1.0) as server:
+        first = run_program(server, 20)
+        wait_for(lambda: server.stats.batches_created == 1)
+        second = run_program(server, 20)
+        outputs = [process.communicate(timeout=60) for process in (first, second)]
+        for process, (out, err) in zip((first, second), outputs, strict=True):
+            assert process.returncode == 0, err
+            assert json.loads(out) == [f"echo: item {i}" for i in range(20)]
+        assert server.stats.batches_created == 1
+
+
+def test_journal_claim_is_refused_for_requests_another_live_submission_holds(
+    cache_dir: Path,
+) -> None:
+    store = journal.Journal(cache_dir / journal.FILE_NAME)
+
+    def submission(submission_id: str) -> journal.Submission:
+        return journal.Submission(
+            submission_id, "openai", "/v1/chat/completions", "m", "http://h", "k", 0,
+            journal.SubmissionState.SUBMITTING, None, None, {}, time.time(), time.time(),
+        )  # fmt: skip
+
+    assert store.begin_submission(submission("a"), ["x_0", "y_0"]) == set()
+    assert store.begin_submission(submission("b"), ["y_0", "z_0"]) == {"y_0"}
+    assert store.custom_ids("b") == ["z_0"]
+    store.abandon("a")
+    assert store.begin_submission(submission("c"), ["x_0"]) == set()
+    store.close()

@@ -263,16 +263,25 @@ class Journal:
     # -- writing ---------------------------------------------------------------------------
 
     @_locked
-    def begin_submission(self, submission: Submission, custom_ids: Sequence[str]) -> None:
-        """Record a submission and its requests before the provider is asked to create it."""
+    def begin_submission(self, submission: Submission, custom_ids: Sequence[str]) -> set[str]:
+        """Record a submission and its requests before the provider is asked to create it.
+
+        Returns the requests another live submission (another process running the same
+        program, say) already holds: they are not recorded here and must not be sent again.
+        The check and the claim are one transaction, so two processes never both claim one.
+        """
         now = time.time()
         with self._transaction() as db:
+            held = _held_elsewhere(db, custom_ids)
+            mine = [custom_id for custom_id in custom_ids if custom_id not in held]
+            if not mine:
+                return held
             db.execute(
                 "INSERT INTO submissions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     submission.submission_id, submission.provider, submission.endpoint,
                     submission.model, submission.base_url, submission.client_key,
-                    submission.size, str(SubmissionState.SUBMITTING), None, None,
+                    len(mine), str(SubmissionState.SUBMITTING), None, None,
                     json.dumps(dict(submission.info)), now, now,
                 ),
             )  # fmt: skip
@@ -284,9 +293,10 @@ class Journal:
                 "message = NULL, created_at = excluded.created_at",
                 [
                     (custom_id, submission.submission_id, position, now)
-                    for position, custom_id in enumerate(custom_ids)
+                    for position, custom_id in enumerate(mine)
                 ],
             )
+        return held
 
     @_locked
     def mark_submitted(self, submission_id: str, batch_id: str, info: Mapping[str, Any]) -> None:
@@ -381,6 +391,22 @@ class Journal:
         with self._transaction() as db:
             db.execute("DELETE FROM requests")
             db.execute("DELETE FROM submissions")
+
+
+def _held_elsewhere(db: sqlite3.Connection, custom_ids: Sequence[str]) -> set[str]:
+    """Which of `custom_ids` a live submission holds and has no result for yet."""
+    held: set[str] = set()
+    chunk_size = 500  # well under SQLite's limit on query parameters
+    for start in range(0, len(custom_ids), chunk_size):
+        chunk = list(custom_ids[start : start + chunk_size])
+        rows = db.execute(
+            "SELECT r.custom_id FROM requests r JOIN submissions s "
+            "ON s.submission_id = r.submission_id WHERE r.outcome IS NULL AND s.state IN (?, ?) "
+            f"AND r.custom_id IN ({','.join('?' * len(chunk))})",
+            [str(SubmissionState.SUBMITTING), str(SubmissionState.RUNNING), *chunk],
+        )
+        held.update(row[0] for row in rows)
+    return held
 
 
 _SUBMISSION_COLUMNS = (

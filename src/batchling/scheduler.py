@@ -291,14 +291,13 @@ class Scheduler:
                 await self._submit(provider, live)
 
     async def _submit(self, provider: Provider, entries: list[_Entry]) -> None:
-        lines = [BatchLine(entry.custom_id, entry.request) for entry in entries]
         by_id = {entry.custom_id: entry for entry in entries}
-        first = lines[0].request
+        first = entries[0].request
         submission_id = f"batchling_{secrets.token_hex(12)}"
         journal = self._journal
         if journal is not None:
             # Written before any money is spent: a crash from here on is reconciled on re-run.
-            journal.begin_submission(
+            held = journal.begin_submission(
                 Submission(
                     submission_id=submission_id,
                     provider=provider.name,
@@ -306,7 +305,7 @@ class Scheduler:
                     model=first.model,
                     base_url=first.base_url,
                     client_key=first.client_key,
-                    size=len(lines),
+                    size=len(by_id),
                     state=SubmissionState.SUBMITTING,
                     batch_id=None,
                     provider_status=None,
@@ -314,8 +313,17 @@ class Scheduler:
                     created_at=time.time(),
                     updated_at=time.time(),
                 ),
-                [line.custom_id for line in lines],
+                list(by_id),
             )
+            for custom_id in held:
+                # Claimed meanwhile by another process's submission: follow it instead.
+                entry = by_id.pop(custom_id)
+                known = journal.lookup(custom_id)
+                if known is None or not self._reuse(provider, entry, known):
+                    self._queue(provider, entry)
+            if not by_id:
+                return
+        lines = [BatchLine(entry.custom_id, entry.request) for entry in by_id.values()]
         try:
             batch = await provider.submit(
                 lines,
