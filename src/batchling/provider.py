@@ -267,6 +267,21 @@ class Provider(Protocol):
         ...
 
 
+class WithoutHookTargets:
+    """Mixin for providers that declare no `hook=True` targets: `hook` just runs the original."""
+
+    def hook(
+        self,
+        target: PatchTarget,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """Run the original method (there is nothing to stand in for)."""
+        return wrapped(*args, **kwargs)
+
+
 __all__ = [
     "PLUGIN_API_VERSION",
     "BatchLine",
@@ -279,4 +294,5 @@ __all__ = [
     "PatchTarget",
     "Provider",
     "SubmittedBatch",
+    "WithoutHookTargets",
 ]

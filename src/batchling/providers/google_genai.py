@@ -21,7 +21,7 @@ import dataclasses
 import io
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from google.genai import errors, types
@@ -39,6 +39,7 @@ from batchling.provider import (
     Outcome,
     PatchTarget,
     SubmittedBatch,
+    WithoutHookTargets,
 )
 
 REQUEST_TARGET = PatchTarget("google.genai._api_client", "BaseApiClient.async_request")
@@ -156,7 +157,7 @@ def _identity_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
     )
 
 
-class GoogleGenAIProvider:
+class GoogleGenAIProvider(WithoutHookTargets):
     """Batches `google-genai` async model calls through the Gemini Batch API."""
 
     name = "gemini"
@@ -370,17 +371,6 @@ class GoogleGenAIProvider:
 
         options = types.HttpOptions(base_url=base_url) if base_url else None
         return genai.Client(http_options=options)._api_client
-
-    def hook(
-        self,
-        target: PatchTarget,
-        wrapped: Callable[..., Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        """The Gemini provider wraps no hook targets."""
-        return wrapped(*args, **kwargs)
 
     def is_transient(self, error: BaseException) -> bool:
         if isinstance(error, _CorruptDownloadError):

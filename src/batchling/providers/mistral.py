@@ -47,6 +47,7 @@ from batchling.provider import (
     Outcome,
     PatchTarget,
     SubmittedBatch,
+    WithoutHookTargets,
 )
 
 REQUEST_TARGET = PatchTarget("mistralai.client.basesdk", "BaseSDK.do_request_async")
@@ -224,7 +225,7 @@ def _job_metadata(job: Any) -> Mapping[str, Any]:
     return metadata if isinstance(metadata, Mapping) else {}
 
 
-class MistralProvider:
+class MistralProvider(WithoutHookTargets):
     """Batches `mistralai` calls through Mistral's Batch API."""
 
     name = "mistral"
@@ -481,17 +482,6 @@ class MistralProvider:
         if not api_key:
             raise RuntimeError("MISTRAL_API_KEY is not set: batchling needs it to reach Mistral.")
         return Mistral(api_key=api_key, server_url=base_url or None)
-
-    def hook(
-        self,
-        target: PatchTarget,
-        wrapped: Callable[..., Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        """The Mistral provider wraps no hook targets."""
-        return wrapped(*args, **kwargs)
 
     def is_transient(self, error: BaseException) -> bool:
         if isinstance(error, _CorruptDownloadError | errors.NoResponseError):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import openai
@@ -34,6 +34,7 @@ from batchling.provider import (
     Outcome,
     PatchTarget,
     SubmittedBatch,
+    WithoutHookTargets,
 )
 from batchling.providers import openai_compatible
 
@@ -66,7 +67,7 @@ def _is_azure(client: Any) -> bool:
     return isinstance(client, openai.AsyncAzureOpenAI | openai.AzureOpenAI)
 
 
-class OpenAIProvider:
+class OpenAIProvider(WithoutHookTargets):
     """Batches `openai` async clients' calls through the OpenAI Batch API."""
 
     name = "openai"
@@ -302,17 +303,6 @@ class OpenAIProvider:
 
     def default_client(self, base_url: str) -> Any:
         return openai.AsyncOpenAI(base_url=base_url or None)
-
-    def hook(
-        self,
-        target: PatchTarget,
-        wrapped: Callable[..., Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        """The OpenAI provider wraps no hook targets."""
-        return wrapped(*args, **kwargs)
 
     def is_transient(self, error: BaseException) -> bool:
         if isinstance(error, openai.APIConnectionError | _CorruptDownloadError):
