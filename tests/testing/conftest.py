@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import anthropic
 import openai
@@ -16,10 +16,7 @@ from .gemini_support import gemini_client_for
 AZURE_VERSION = "2024-10-21"
 
 
-@pytest.fixture
-def fake_server() -> Iterator[FakeProviderServer]:
-    with FakeProviderServer() as server:
-        yield server
+# `fake_server` comes from tests/conftest.py.
 
 
 @pytest.fixture
