@@ -142,7 +142,10 @@ def batchify(
 
 
 _RUN_ORIGINAL = object()
-"""Returned by the routing steps when the SDK's own method must send the call."""
+"""Returned by the routing steps when the SDK's own method must take the call (a request it
+makes on the way may still be batched, at a deeper interception point)."""
+_SEND_REAL_TIME = object()
+"""Returned by the routing steps when the call goes to the real-time endpoint as it is."""
 
 
 class _LoopThread:
@@ -423,6 +426,9 @@ class Batchify:
         ).result()
         if outcome is _RUN_ORIGINAL:
             return wrapped(*args, **kwargs)
+        if outcome is _SEND_REAL_TIME:
+            with patching.suspended():
+                return wrapped(*args, **kwargs)
         return outcome
 
     def _background_loop(self) -> asyncio.AbstractEventLoop:
@@ -452,9 +458,14 @@ class Batchify:
                 state.outstanding -= 1
                 if state.outstanding == 0:
                     state.idle.set()
-        if outcome is _RUN_ORIGINAL and not target.sync:
+        if target.sync:
+            # A sync target's original runs in its own (calling) thread: see `_blocking_call`.
+            return outcome
+        if outcome is _RUN_ORIGINAL:
             return await wrapped(*args, **kwargs)
-        # A sync target's original runs in its own (calling) thread: see `_blocking_call`.
+        if outcome is _SEND_REAL_TIME:
+            with patching.suspended():
+                return await wrapped(*args, **kwargs)
         return outcome
 
     async def _batched_call(
@@ -466,7 +477,7 @@ class Batchify:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        """The call's result, or `_RUN_ORIGINAL` when the SDK must send it itself."""
+        """The call's result, or what the SDK's own method must do with it instead."""
         request = await provider.to_request(target, instance, args, kwargs)
         if request is None:
             return _RUN_ORIGINAL
@@ -475,7 +486,7 @@ class Batchify:
                 self.plan.add_pass_through(provider.name, request.kind)
                 return await self._wait_for_dry_run_end(state)
             self._pass_through(provider, request)
-            return _RUN_ORIGINAL
+            return _SEND_REAL_TIME
         if self.plan is not None:
             self.plan.add(provider, request, state.scheduler.journal_state(request))
             return await self._wait_for_dry_run_end(state)
@@ -490,7 +501,7 @@ class Batchify:
                 ),
                 refuse_under_strict=False,
             )
-            return _RUN_ORIGINAL
+            return _SEND_REAL_TIME
 
     async def _await_result(
         self, scheduler: Scheduler, provider: Provider, request: BatchRequest

@@ -1,22 +1,41 @@
 """What the Stainless-generated SDKs (openai, anthropic, and OpenAI-compatible ones) share.
 
 Their clients route every HTTP call through `AsyncAPIClient.request(cast_to, options, ...)`.
-batchling intercepts there, reproduces the steps the SDK takes before sending (so the batch line
-carries the exact body), and answers a batched call by feeding a synthetic HTTP response to the
-SDK's own `_process_response` or `_make_status_error_from_response`, so callers get the very
-objects and exceptions the real-time call produces.
+batchling intercepts there, takes the steps the SDK takes before sending (so the batch line
+carries the exact body), and answers a batched call with the SDK's own objects and exceptions.
+
+Per call, batchling does only what the answer needs:
+
+- the body is the SDK's prepared JSON data, encoded once in a canonical form (sorted keys,
+  compact) that also gives the request its digest;
+- the client identity (base URL, query, and every header that says where or as whom the request
+  goes) is worked out with the SDK's own `_build_request` once per client and header set, then
+  reused;
+- a successful line whose type is a plain SDK model is validated straight into that model
+  (`cast_to.model_validate`) and given its request id, as the SDK's response processing does.
+  Everything else (raw responses, `parse()` helpers, strict clients, error lines, bodies that do
+  not validate) goes through the SDK's own `_process_response` or
+  `_make_status_error_from_response`, on an HTTP request the SDK builds when it is needed.
+
+Set `VERIFY_FAST_PATHS` (the tests do) to check every shortcut against the SDK's own result.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import inspect
 import json
+import os
 import sys
+import typing
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import pydantic
 
 # Headers that say nothing about where or as whom a request is sent. Every other header the SDK
 # would send (auth, organization, project, versions, betas, user-set headers) is identity.
@@ -27,24 +46,30 @@ _IRRELEVANT_HEADERS = frozenset({
 _SDK_HEADER_PREFIX = "x-stainless-"
 RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
 
+VERIFY_FAST_PATHS = os.environ.get("BATCHLING_VERIFY_FAST_PATHS", "") == "1"
+"""Check every shortcut (direct model validation, cached identities, keyword-built bodies)
+against the SDK's own result, raising `AssertionError` on a difference. For tests."""
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PreparedCall:
-    """One intercepted call, prepared exactly as the SDK would have sent it."""
+    """One intercepted call, prepared as the SDK would have sent it."""
 
     cast_to: Any
     options: Any
-    """The SDK's prepared `FinalRequestOptions`."""
-    http_request: Any
-    """The request the SDK built (`httpx2` or `httpx`). The batch answer becomes its response,
-    so the SDK sees the very headers (e.g. the raw-response marker) it would have sent."""
+    """The SDK's prepared `FinalRequestOptions`; `None` for a call built from a create method's
+    keyword arguments (see `batchling.stainless_direct`), whose options are made on demand."""
+    path: str
+    """The SDK-relative path the request goes to (`/chat/completions`, `/v1/messages`...)."""
     raw_body: bytes
-    """The exact JSON body bytes the SDK would have sent."""
+    """The JSON body, canonically encoded (sorted keys, compact, UTF-8)."""
     body: Mapping[str, Any]
     call_headers: Mapping[str, str]
     """Headers the caller set on this call (`extra_headers`, SDK kwargs that become headers):
     they apply to the whole batch job, so they are part of its identity and sent with it."""
     client_key: str
+    validate_directly: bool
+    """Whether a successful answer may be validated straight into `cast_to`."""
 
 
 def request_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
@@ -87,6 +112,12 @@ def digest(*parts: object) -> str:
     return hashlib.sha256(data.encode()).hexdigest()
 
 
+def request_digest(provider: str, endpoint: str, model: str, base_url: str, raw_body: bytes) -> str:
+    """The digest a request is known by: where it goes and its canonical body (no secret)."""
+    head = json.dumps([provider, endpoint, model, base_url], separators=(",", ":"))
+    return hashlib.sha256(head.encode() + b"\n" + raw_body).hexdigest()
+
+
 def is_sync_client(client: Any) -> bool:
     """Whether `client` is a sync (blocking) Stainless client."""
     return any(cls.__name__ == "SyncAPIClient" for cls in type(client).__mro__)
@@ -108,43 +139,213 @@ async def _settle(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
-async def prepare(client: Any, cast_to: Any, options: Any) -> PreparedCall:
-    """Take the steps the SDK's `request()` takes before sending, without sending.
+# -- bodies ------------------------------------------------------------------------------------
 
-    Works for async and sync clients alike. The caller's options object is left untouched.
-    """
-    copy_and_prepare = getattr(client, "_copy_and_prepare", None)
-    if copy_and_prepare is not None:
-        # anthropic 2.x merges `extra_body` and strips its `Omit` sentinels here.
-        options = await _settle(copy_and_prepare(options))
-    else:
-        options = options.model_copy()
-    cast_to = client._maybe_override_cast_to(cast_to, options)
-    options = await _settle(client._prepare_options(options))
-    http_request = client._build_request(options)
-    raw_body: bytes = http_request.content or b"{}"
+
+class _NotPlainJSON(Exception):
+    """The data holds a value the canonical encoder leaves to the SDK's own serializer."""
+
+
+def _refuse(value: object) -> Any:
+    raise _NotPlainJSON(type(value).__name__)
+
+
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_refuse
+)
+
+
+def encode_json(data: Any) -> bytes | None:
+    """`data` canonically encoded, or `None` if it holds anything but JSON values (dates,
+    models, NaN...), which only the SDK's own serializer may decide about."""
+    try:
+        return _ENCODER.encode(data).encode()
+    except (_NotPlainJSON, ValueError):
+        return None
+
+
+def _sdk_module(client_type: type, name: str) -> Any:
+    """The SDK module `name` (e.g. `_models`) of the package a client type comes from."""
+    for cls in client_type.__mro__:
+        if cls.__name__ in ("AsyncAPIClient", "SyncAPIClient"):
+            return sys.modules[cls.__module__.rsplit(".", 1)[0] + "." + name]
+    raise TypeError(f"{client_type!r} is not a Stainless SDK client")
+
+
+# -- client identity ---------------------------------------------------------------------------
+
+_identities: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _caller_headers(options: Any) -> dict[str, str] | None:
+    """The identity-relevant headers the caller set, or `None` if one is not a plain string."""
+    headers = options.headers if isinstance(options.headers, Mapping) else {}
+    relevant: dict[str, str] = {}
+    for key, value in headers.items():
+        lowered = key.lower()
+        if lowered in _IRRELEVANT_HEADERS or lowered.startswith(_SDK_HEADER_PREFIX):
+            continue
+        if not isinstance(value, str):
+            return None
+        relevant[key] = value
+    return relevant
+
+
+def _client_state(client: Any) -> tuple[Any, ...]:
+    """What a client's identity is made of, as far as its attributes tell (rechecked per call:
+    a changed key or base URL means a new identity)."""
+    return (
+        str(client.base_url),
+        getattr(client, "api_key", None),
+        getattr(client, "auth_token", None),
+        getattr(client, "organization", None),
+        getattr(client, "project", None),
+        id(getattr(client, "_custom_headers", None)),
+        id(getattr(client, "_custom_query", None)),
+    )
+
+
+def identity_signature(client: Any, path: str, call_headers: Mapping[str, str]) -> tuple[Any, ...]:
+    """The cache key of a client identity: the client's state, the path and the call's headers."""
+    return (_client_state(client), path, tuple(sorted(call_headers.items())))
+
+
+def cached_client_key(client: Any, signature: tuple[Any, ...]) -> str | None:
+    """The identity an earlier call with this signature had on this client, if any."""
+    known = _identities.get(client)
+    return known.get(signature) if known is not None else None
+
+
+def identity_of(client: Any, http_request: Any) -> str:
+    """The digest of where and as whom `http_request` goes (no secret in the clear)."""
     identity = sorted(
         (key.lower(), value)
         for key, value in http_request.headers.items()
         if key.lower() not in _IRRELEVANT_HEADERS and not key.lower().startswith(_SDK_HEADER_PREFIX)
     )
+    return digest(str(client.base_url), http_request.url.query, identity)
+
+
+def _remember_identity(client: Any, signature: tuple[Any, ...], key: str) -> None:
+    try:
+        _identities.setdefault(client, {})[signature] = key
+    except TypeError:
+        pass  # a client that cannot be weakly referenced is worked out every time
+
+
+# -- preparing a call --------------------------------------------------------------------------
+
+
+def validates_directly(client: Any, cast_to: Any, options: Any = None) -> bool:
+    """Whether the SDK's processing of a successful answer to this call is plain validation of
+    `cast_to` (no raw response, no `parse()` helper, no strict client)."""
+    if getattr(client, "_strict_response_validation", False):
+        return False
+    if options is not None:
+        if callable(getattr(options, "post_parser", None)):
+            return False
+        headers = options.headers if isinstance(options.headers, Mapping) else {}
+        if any(key.lower() == RAW_RESPONSE_HEADER.lower() for key in headers):
+            return False
+    return _is_sdk_model(type(client), cast_to)
+
+
+@functools.cache
+def _is_sdk_model(client_type: type, cast_to: Any) -> bool:
+    if not (inspect.isclass(cast_to) and issubclass(cast_to, pydantic.BaseModel)):
+        return False
+    base_model = getattr(_sdk_module(client_type, "_models"), "BaseModel", None)
+    if base_model is None or not issubclass(cast_to, base_model):
+        return False
+    # The SDK's construction also keeps a field given by its alias among the extras:
+    # validation does not, so models with aliased fields take the SDK's path.
+    return not _has_aliased_fields(cast_to)
+
+
+def _has_aliased_fields(model: type[pydantic.BaseModel]) -> bool:
+    seen: set[int] = set()
+    pending: list[Any] = [model]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if inspect.isclass(current) and issubclass(current, pydantic.BaseModel):
+            for name, field in current.model_fields.items():
+                if field.alias is not None and field.alias != name:
+                    return True
+                pending.append(field.annotation)
+        else:
+            pending.extend(typing.get_args(current))
+    return False
+
+
+async def prepare(client: Any, cast_to: Any, options: Any) -> PreparedCall:
+    """Take the steps the SDK's `request()` takes before sending, without sending.
+
+    Works for async and sync clients alike. The caller's options object is left untouched.
+    """
+    caller_headers = _caller_headers(options)
+    copy_and_prepare = getattr(client, "_copy_and_prepare", None)
+    if copy_and_prepare is not None:
+        # anthropic 2.x merges `extra_body` and strips its `Omit` sentinels here.
+        prepared = await _settle(copy_and_prepare(options))
+    else:
+        prepared = options.model_copy()
+    cast_to = client._maybe_override_cast_to(cast_to, prepared)
+    prepared = await _settle(client._prepare_options(prepared))
+    path = path_of(str(prepared.url))
+    signature = (
+        identity_signature(client, str(prepared.url), caller_headers)
+        if caller_headers is not None
+        else None
+    )
+    client_key = cached_client_key(client, signature) if signature is not None else None
+    json_data = prepared.json_data
+    raw_body = None
+    if prepared.extra_json is None and isinstance(json_data, Mapping):
+        raw_body = encode_json(json_data)
+    if raw_body is None or client_key is None or VERIFY_FAST_PATHS:
+        # The SDK's own request: its serializer decides about dates, models and `extra_body`,
+        # and its headers give the client identity.
+        http_request = client._build_request(prepared)
+        sdk_body = json.loads(http_request.content or b"{}")
+        sdk_key = identity_of(client, http_request)
+        if VERIFY_FAST_PATHS:
+            _verify(raw_body is None or json.loads(raw_body) == sdk_body, "body", path)
+            _verify(client_key in (None, sdk_key), "client identity", path)
+        if raw_body is None:
+            json_data = sdk_body
+            raw_body = encode_json(sdk_body) or b"{}"
+        client_key = sdk_key
+        if signature is not None:
+            _remember_identity(client, signature, client_key)
+    return PreparedCall(
+        cast_to=cast_to,
+        options=prepared,
+        path=path,
+        raw_body=raw_body,
+        body=json_data,
+        call_headers=caller_headers if caller_headers is not None else _string_headers(options),
+        client_key=client_key,
+        validate_directly=validates_directly(client, cast_to, prepared),
+    )
+
+
+def _string_headers(options: Any) -> dict[str, str]:
     headers = options.headers if isinstance(options.headers, Mapping) else {}
-    call_headers = {
+    return {
         key: value
         for key, value in headers.items()
         if isinstance(value, str)
         and key.lower() not in _IRRELEVANT_HEADERS
         and not key.lower().startswith(_SDK_HEADER_PREFIX)
     }
-    return PreparedCall(
-        cast_to=cast_to,
-        options=options,
-        http_request=http_request,
-        raw_body=raw_body,
-        body=json.loads(raw_body),
-        call_headers=call_headers,
-        client_key=digest(str(client.base_url), http_request.url.query, identity),
-    )
+
+
+# -- answering a call --------------------------------------------------------------------------
 
 
 def http_module(http_request: Any) -> Any:
@@ -161,27 +362,114 @@ def http_module_of_client(client: Any) -> Any:
     raise TypeError(f"{type(client._client)!r} is neither an httpx2 nor an httpx client")
 
 
+async def http_request_of(client: Any, call: PreparedCall) -> Any:
+    """The HTTP request the SDK would have sent for `call` (built now: only answers that go
+    through the SDK's response processing, and errors, need it)."""
+    options = call.options
+    if options is None:
+        final_options = _sdk_module(type(client), "_models").FinalRequestOptions
+        options = final_options.construct(method="post", url=call.path, json_data=dict(call.body))
+        options = await _settle(client._prepare_options(options))
+    return client._build_request(options)
+
+
 async def respond(
     client: Any,
     call: PreparedCall,
     status_code: int,
     body: Any,
     headers: Mapping[str, str],
+    request_id_header: str,
 ) -> Any:
     """What the SDK returns (or raises) for this call had the provider answered `body`."""
-    http = http_module(call.http_request)
-    response = http.Response(status_code, json=body, request=call.http_request, headers=headers)
+    if call.validate_directly and 200 <= status_code < 300:
+        direct = _validate(call.cast_to, body, headers.get(request_id_header))
+        if direct is not None:
+            if VERIFY_FAST_PATHS:
+                sdk = await _sdk_response(client, call, status_code, body, headers)
+                _verify(same_model(direct, sdk), "response", call.path)
+            return direct
+    return await _sdk_response(client, call, status_code, body, headers)
+
+
+def _validate(cast_to: Any, body: Any, request_id: str | None) -> Any:
+    try:
+        model = cast_to.model_validate(body)
+    except pydantic.ValidationError:
+        # Not what the SDK's types expect: the SDK's lenient construction decides.
+        return None
+    _unset_extras(model)
+    model._request_id = request_id
+    return model
+
+
+def _unset_extras(value: Any) -> None:
+    """Leave fields the SDK's types do not declare out of `model_fields_set`, as the SDK's own
+    construction does (validation counts them as set)."""
+    if isinstance(value, pydantic.BaseModel):
+        extra = value.__pydantic_extra__
+        if extra:
+            value.__pydantic_fields_set__.difference_update(extra)
+        for item in value.__dict__.values():
+            _unset_extras(item)
+    elif type(value) is list:
+        for item in value:
+            _unset_extras(item)
+    elif type(value) is dict:
+        for item in value.values():
+            _unset_extras(item)
+
+
+async def _sdk_response(
+    client: Any, call: PreparedCall, status_code: int, body: Any, headers: Mapping[str, str]
+) -> Any:
+    http_request = await http_request_of(client, call)
+    response = http_module(http_request).Response(status_code, json=body, request=http_request, headers=headers)
     if status_code >= 400:
         raise client._make_status_error_from_response(response)
+    options = call.options
+    if options is None:
+        final_options = _sdk_module(type(client), "_models").FinalRequestOptions
+        options = final_options.construct(method="post", url=call.path, json_data=dict(call.body))
     return await _settle(
         client._process_response(
             cast_to=call.cast_to,
-            options=call.options,
+            options=options,
             response=response,
             stream=False,
             stream_cls=None,
         )
     )
+
+
+# -- verification ------------------------------------------------------------------------------
+
+
+def _verify(condition: bool, what: str, path: str) -> None:
+    if not condition:
+        raise AssertionError(f"batchling's shortcut for the {what} of POST {path} differs from the SDK's")
+
+
+def same_model(left: Any, right: Any) -> bool:
+    """Whether two SDK results are the same: types, set fields, extras and request ids."""
+    if type(left) is not type(right):
+        return False
+    if isinstance(left, pydantic.BaseModel):
+        if left.model_fields_set != right.model_fields_set:
+            return False
+        if getattr(left, "_request_id", None) != getattr(right, "_request_id", None):
+            return False
+        if not same_model(left.__pydantic_extra__ or {}, right.__pydantic_extra__ or {}):
+            return False
+        return all(
+            same_model(getattr(left, name), getattr(right, name))
+            for name in type(left).model_fields
+        )
+    if isinstance(left, dict):
+        return left.keys() == right.keys() and all(same_model(left[k], right[k]) for k in left)
+    if isinstance(left, list | tuple):
+        return len(left) == len(right) and all(map(same_model, left, right))
+    return bool(left == right)
 
 
 def is_transient_status(status_code: int) -> bool:

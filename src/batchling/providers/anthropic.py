@@ -130,7 +130,9 @@ class AnthropicProvider:
             model=model,
             body=call.body,
             size_bytes=len(call.raw_body) + 100,
-            request_hash=stainless.digest(self.name, endpoint, model, base_url, call.body),
+            request_hash=stainless.request_digest(
+                self.name, endpoint, model, base_url, call.raw_body
+            ),
             base_url=base_url,
             client=instance,
             call=call,
@@ -233,7 +235,9 @@ class AnthropicProvider:
         call: stainless.PreparedCall = request.call
         headers = {"request-id": result.request_id} if result.request_id else {}
         status_code = result.status_code or 500
-        return await stainless.respond(request.client, call, status_code, result.body, headers)
+        return await stainless.respond(
+            request.client, call, status_code, result.body, headers, "request-id"
+        )
 
     async def cancel(self, batch: SubmittedBatch) -> None:
         job: _Job = batch.handle

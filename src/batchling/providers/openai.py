@@ -22,7 +22,7 @@ from typing import Any
 
 import openai
 
-from batchling import backoff, stainless
+from batchling import backoff, stainless, stainless_direct
 from batchling.hookspecs import hookimpl
 from batchling.provider import (
     BatchLine,
@@ -40,6 +40,11 @@ from batchling.providers import openai_compatible
 
 REQUEST_TARGET = PatchTarget("openai._base_client", "AsyncAPIClient.request")
 SYNC_REQUEST_TARGET = PatchTarget("openai._base_client", "SyncAPIClient.request", sync=True)
+# The common case, taken before the SDK transforms its arguments (see batchling.stainless_direct).
+_CHAT_MODULE = "openai.resources.chat.completions.completions"
+CHAT_CREATE_TARGET = PatchTarget(_CHAT_MODULE, "AsyncCompletions.create")
+SYNC_CHAT_CREATE_TARGET = PatchTarget(_CHAT_MODULE, "Completions.create", sync=True)
+CHAT_PATH = "/chat/completions"
 
 
 # Paths that are no model requests (files, batches, listings...): passed through unreported.
@@ -71,13 +76,24 @@ class OpenAIProvider(WithoutHookTargets):
     """Batches `openai` async clients' calls through the OpenAI Batch API."""
 
     name = "openai"
-    targets: Sequence[PatchTarget] = (REQUEST_TARGET, SYNC_REQUEST_TARGET)
+    targets: Sequence[PatchTarget] = (
+        REQUEST_TARGET,
+        SYNC_REQUEST_TARGET,
+        CHAT_CREATE_TARGET,
+        SYNC_CHAT_CREATE_TARGET,
+    )
     max_requests_per_batch = 50_000
     max_bytes_per_batch = 200 * 1000 * 1000
+
+    def __init__(self) -> None:
+        self._chat_methods: dict[type, stainless_direct.CreateMethod | None] = {}
 
     async def to_request(
         self, target: PatchTarget, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> BatchRequest | NotBatchable | None:
+        if target is CHAT_CREATE_TARGET or target is SYNC_CHAT_CREATE_TARGET:
+            # None: the SDK's own `create` runs, and its request comes back through `request`.
+            return await self._direct_chat_request(instance, args, kwargs)
         cast_to, options = stainless.request_arguments(args, kwargs)
         path = stainless.path_of(str(options.url))
         if str(options.method).lower() != "post" or path.startswith(NON_MODEL_PATH_PREFIXES):
@@ -116,8 +132,46 @@ class OpenAIProvider(WithoutHookTargets):
                 "cannot be batched.",
             )
         call = await stainless.prepare(instance, cast_to, options)
+        return self._batch_request(instance, host, endpoint, call)
+
+    async def _direct_chat_request(
+        self, resource: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> BatchRequest | None:
+        client = resource._client
+        if _is_azure(client):
+            return None  # Azure routes by deployment: its URL is the SDK's to build
+        method = self._chat_method(type(resource))
+        body = method.body(args, kwargs) if method is not None else None
+        if method is None or body is None or body.get("stream"):
+            return None
+        call = await stainless_direct.prepared_call(method, client, body)
+        if call is None:
+            return None
+        host = openai_compatible.host_for(str(client.base_url))
+        return self._batch_request(client, host, host.batch_endpoint(CHAT_PATH), call)
+
+    def _chat_method(self, resource_type: type) -> stainless_direct.CreateMethod | None:
+        if resource_type not in self._chat_methods:
+            from openai.types.chat import ChatCompletion, completion_create_params
+
+            self._chat_methods[resource_type] = stainless_direct.describe(
+                resource_type.create,  # type: ignore[attr-defined]
+                path=CHAT_PATH,
+                cast_to=ChatCompletion,
+                params_type=completion_create_params.CompletionCreateParamsNonStreaming,
+                sdk_package="openai",
+            )
+        return self._chat_methods[resource_type]
+
+    def _batch_request(
+        self,
+        client: Any,
+        host: openai_compatible.OpenAICompatibleHost,
+        endpoint: str,
+        call: stainless.PreparedCall,
+    ) -> BatchRequest:
         model = str(call.body.get("model") or "")
-        base_url = str(instance.base_url)
+        base_url = str(client.base_url)
         return BatchRequest(
             provider=self.name,
             client_key=call.client_key,
@@ -125,10 +179,12 @@ class OpenAIProvider(WithoutHookTargets):
             model=model,
             body=call.body,
             size_bytes=len(call.raw_body) + len(endpoint) + 110,
-            request_hash=stainless.digest(self.name, endpoint, model, base_url, call.body),
+            request_hash=stainless.request_digest(
+                self.name, endpoint, model, base_url, call.raw_body
+            ),
             base_url=base_url,
             limits=(host.max_requests_per_batch, host.max_bytes_per_batch),
-            client=instance,
+            client=client,
             call=call,
         )
 
@@ -242,16 +298,17 @@ class OpenAIProvider(WithoutHookTargets):
     async def to_response(self, request: BatchRequest, result: LineResult) -> Any:
         call: stainless.PreparedCall = request.call
         if result.status_code is None:
+            http_request = await stainless.http_request_of(request.client, call)
             if result.message and "timeout" in result.message.lower():
-                raise openai.APITimeoutError(request=call.http_request)
+                raise openai.APITimeoutError(request=http_request)
             raise openai.APIError(
                 result.message or "The batch returned an error for this request.",
-                call.http_request,
+                http_request,
                 body=result.body,
             )
         headers = {"x-request-id": result.request_id} if result.request_id else {}
         return await stainless.respond(
-            request.client, call, result.status_code, result.body, headers
+            request.client, call, result.status_code, result.body, headers, "x-request-id"
         )
 
     async def cancel(self, batch: SubmittedBatch) -> None:
