@@ -106,13 +106,16 @@ def estimate_input_tokens(body: Mapping[str, Any]) -> int:
     return max(1, math.ceil(_text_length(body) / CHARS_PER_TOKEN))
 
 
-def _text_length(value: object, key: str = "") -> int:
-    if key in _NON_TEXT_KEYS:
-        return 0
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, Mapping):
-        return sum(_text_length(item, str(name)) for name, item in value.items())
-    if isinstance(value, list | tuple):
-        return sum(_text_length(item) for item in value)
-    return 0
+def _text_length(value: object) -> int:
+    """The characters of text in a request body, leaving out keys that hold no prompt text."""
+    total = 0
+    pending = [value]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, str):
+            total += len(current)
+        elif isinstance(current, Mapping):
+            pending.extend(item for name, item in current.items() if name not in _NON_TEXT_KEYS)
+        elif isinstance(current, list | tuple):
+            pending.extend(current)
+    return total

@@ -180,30 +180,41 @@ class Journal:
 
     # -- reading ---------------------------------------------------------------------------
 
-    @_locked
     def lookup(self, custom_id: str) -> Entry | None:
         """What the journal knows of one request, if anything."""
-        row = self._db.execute(
-            f"SELECT r.custom_id, r.outcome, r.status_code, r.body, r.request_id, r.message, "
-            f"{_SUBMISSION_COLUMNS} FROM requests r JOIN submissions s "
-            "ON s.submission_id = r.submission_id WHERE r.custom_id = ?",
-            (custom_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        custom, outcome, status_code, body, request_id, message = row[:6]
-        submission = _submission(row[6:])
-        result = None
-        if outcome is not None:
-            result = LineResult(
-                custom_id=custom,
-                outcome=Outcome(outcome),
-                status_code=status_code,
-                body=json.loads(body) if body is not None else None,
-                request_id=request_id,
-                message=message,
+        return self.lookup_many([custom_id]).get(custom_id)
+
+    @_locked
+    def lookup_many(self, custom_ids: Sequence[str]) -> dict[str, Entry]:
+        """What the journal knows of these requests, by custom id (unknown ones left out)."""
+        found: dict[str, Entry] = {}
+        submissions: dict[str, Submission] = {}
+        for start in range(0, len(custom_ids), _CHUNK):
+            chunk = list(custom_ids[start : start + _CHUNK])
+            rows = self._db.execute(
+                f"SELECT r.custom_id, r.outcome, r.status_code, r.body, r.request_id, r.message, "
+                f"{_SUBMISSION_COLUMNS} FROM requests r JOIN submissions s "
+                "ON s.submission_id = r.submission_id "
+                f"WHERE r.custom_id IN ({','.join('?' * len(chunk))})",
+                chunk,
             )
-        return Entry(custom, submission, result)
+            for row in rows:
+                custom, outcome, status_code, body, request_id, message = row[:6]
+                submission = submissions.get(row[6])
+                if submission is None:
+                    submission = submissions[row[6]] = _submission(row[6:])
+                result = None
+                if outcome is not None:
+                    result = LineResult(
+                        custom_id=custom,
+                        outcome=Outcome(outcome),
+                        status_code=status_code,
+                        body=json.loads(body) if body is not None else None,
+                        request_id=request_id,
+                        message=message,
+                    )
+                found[custom] = Entry(custom, submission, result)
+        return found
 
     @_locked
     def custom_ids(self, submission_id: str) -> list[str]:
@@ -331,7 +342,7 @@ class Journal:
                 [
                     (
                         str(result.outcome), result.status_code,
-                        json.dumps(result.body) if result.body is not None else None,
+                        _COMPACT.encode(result.body) if result.body is not None else None,
                         result.request_id, result.message, result.custom_id, submission_id,
                     )
                     for result in results
@@ -396,9 +407,8 @@ class Journal:
 def _held_elsewhere(db: sqlite3.Connection, custom_ids: Sequence[str]) -> set[str]:
     """Which of `custom_ids` a live submission holds and has no result for yet."""
     held: set[str] = set()
-    chunk_size = 500  # well under SQLite's limit on query parameters
-    for start in range(0, len(custom_ids), chunk_size):
-        chunk = list(custom_ids[start : start + chunk_size])
+    for start in range(0, len(custom_ids), _CHUNK):
+        chunk = list(custom_ids[start : start + _CHUNK])
         rows = db.execute(
             "SELECT r.custom_id FROM requests r JOIN submissions s "
             "ON s.submission_id = r.submission_id WHERE r.outcome IS NULL AND s.state IN (?, ?) "
@@ -408,6 +418,11 @@ def _held_elsewhere(db: sqlite3.Connection, custom_ids: Sequence[str]) -> set[st
         held.update(row[0] for row in rows)
     return held
 
+
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+_CHUNK = 500
+"""Custom ids per query: well under SQLite's limit on query parameters."""
 
 _SUBMISSION_COLUMNS = (
     "s.submission_id, s.provider, s.endpoint, s.model, s.base_url, s.client_key, s.size, "

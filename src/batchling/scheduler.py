@@ -125,6 +125,8 @@ class Scheduler:
         self._providers_of_running: dict[str, Provider] = {}
         self._attachments: dict[str, _Attachment] = {}
         self._occurrences: collections.Counter[str] = collections.Counter()
+        self._unchecked: list[tuple[Provider, _Entry]] = []
+        """Requests that arrived in this loop turn, waiting for one journal lookup."""
         self._closing = False
         self._deadline_passed = False
         self._deadline_timer: asyncio.TimerHandle | None = None
@@ -167,15 +169,34 @@ class Scheduler:
         """Queue `request`; the future resolves with its line result or the batch's error."""
         custom_id = self._next_custom_id(request)
         entry = _Entry(request, self._loop.create_future(), custom_id)
-        if self._journal is not None:
-            known = self._journal.lookup(custom_id)
-            if known is not None and self._reuse(provider, entry, known):
-                return entry.future
+        if self._journal is None:
+            self._admit(provider, entry, None)
+            return entry.future
+        # The journal is asked once per loop turn for every request that arrived in it: the
+        # calls of one `gather` arrive together, and one query serves them all.
+        if not self._unchecked:
+            self._loop.call_soon(self._check_journal)
+        self._unchecked.append((provider, entry))
+        return entry.future
+
+    def _check_journal(self) -> None:
+        """Serve or attach what the journal knows of the requests that arrived; queue the rest."""
+        unchecked, self._unchecked = self._unchecked, []
+        if not unchecked:
+            return
+        assert self._journal is not None
+        known = self._journal.lookup_many([entry.custom_id for _, entry in unchecked])
+        for provider, entry in unchecked:
+            if not entry.future.done():
+                self._admit(provider, entry, known.get(entry.custom_id))
+
+    def _admit(self, provider: Provider, entry: _Entry, known: Entry | None) -> None:
+        if known is not None and self._reuse(provider, entry, known):
+            return
         if self._deadline_passed:
             entry.future.set_exception(_deadline_error())
-            return entry.future
+            return
         self._queue(provider, entry)
-        return entry.future
 
     def _reuse(self, provider: Provider, entry: _Entry, known: Entry) -> bool:
         """Serve `entry` from what the journal knows, if that saves submitting it again."""
@@ -232,6 +253,7 @@ class Scheduler:
 
     def flush_all(self) -> None:
         """Flush every queue now instead of waiting for its window."""
+        self._check_journal()
         for key in list(self._queues):
             self._flush(key)
 
@@ -243,7 +265,7 @@ class Scheduler:
     async def drain(self) -> None:
         """Flush everything and wait until every batch job has routed its results."""
         self.close()
-        while self._jobs or self._queues:
+        while self._jobs or self._queues or self._unchecked:
             # Let tasks that were started but have not run yet reach the queues first.
             await asyncio.sleep(0)
             self.flush_all()
@@ -258,17 +280,20 @@ class Scheduler:
         Returns the jobs left running (or asked to cancel).
         """
         self._stop_deadline_timer()
+        waiting = [entry for queue in self._queues.values() for entry in queue.entries]
+        waiting += [entry for _, entry in self._unchecked]
+        self._unchecked = []
         for queue in self._queues.values():
             if queue.timer is not None:
                 queue.timer.cancel()
-            for entry in queue.entries:
-                if not entry.future.done():
-                    entry.future.set_exception(
-                        BatchSubmissionAbandonedError(
-                            "The batchify() block ended with an error before this request was "
-                            "submitted; it was not sent and costs nothing."
-                        )
+        for entry in waiting:
+            if not entry.future.done():
+                entry.future.set_exception(
+                    BatchSubmissionAbandonedError(
+                        "The batchify() block ended with an error before this request was "
+                        "submitted; it was not sent and costs nothing."
                     )
+                )
         self._queues.clear()
         left = self.running_batches
         for job in list(self._jobs):

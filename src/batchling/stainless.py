@@ -23,6 +23,7 @@ Set `VERIFY_FAST_PATHS` (the tests do) to check every shortcut against the SDK's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -114,8 +115,15 @@ def digest(*parts: object) -> str:
 
 def request_digest(provider: str, endpoint: str, model: str, base_url: str, raw_body: bytes) -> str:
     """The digest a request is known by: where it goes and its canonical body (no secret)."""
+    digest = _digest_head(provider, endpoint, model, base_url).copy()
+    digest.update(raw_body)
+    return str(digest.hexdigest())
+
+
+@functools.lru_cache(maxsize=1024)
+def _digest_head(provider: str, endpoint: str, model: str, base_url: str) -> Any:
     head = json.dumps([provider, endpoint, model, base_url], separators=(",", ":"))
-    return hashlib.sha256(head.encode() + b"\n" + raw_body).hexdigest()
+    return hashlib.sha256(head.encode() + b"\n")
 
 
 def is_sync_client(client: Any) -> bool:
@@ -193,11 +201,11 @@ def _caller_headers(options: Any) -> dict[str, str] | None:
     return relevant
 
 
-def _client_state(client: Any) -> tuple[Any, ...]:
+def _client_state(client: Any, base_url: str) -> tuple[Any, ...]:
     """What a client's identity is made of, as far as its attributes tell (rechecked per call:
     a changed key or base URL means a new identity)."""
     return (
-        str(client.base_url),
+        base_url,
         getattr(client, "api_key", None),
         getattr(client, "auth_token", None),
         getattr(client, "organization", None),
@@ -207,9 +215,11 @@ def _client_state(client: Any) -> tuple[Any, ...]:
     )
 
 
-def identity_signature(client: Any, path: str, call_headers: Mapping[str, str]) -> tuple[Any, ...]:
+def identity_signature(
+    client: Any, base_url: str, path: str, call_headers: Mapping[str, str]
+) -> tuple[Any, ...]:
     """The cache key of a client identity: the client's state, the path and the call's headers."""
-    return (_client_state(client), path, tuple(sorted(call_headers.items())))
+    return (_client_state(client, base_url), path, tuple(sorted(call_headers.items())))
 
 
 def cached_client_key(client: Any, signature: tuple[Any, ...]) -> str | None:
@@ -229,10 +239,9 @@ def identity_of(client: Any, http_request: Any) -> str:
 
 
 def _remember_identity(client: Any, signature: tuple[Any, ...], key: str) -> None:
-    try:
+    # A client that cannot be weakly referenced is worked out every time.
+    with contextlib.suppress(TypeError):
         _identities.setdefault(client, {})[signature] = key
-    except TypeError:
-        pass  # a client that cannot be weakly referenced is worked out every time
 
 
 # -- preparing a call --------------------------------------------------------------------------
@@ -249,7 +258,7 @@ def validates_directly(client: Any, cast_to: Any, options: Any = None) -> bool:
         headers = options.headers if isinstance(options.headers, Mapping) else {}
         if any(key.lower() == RAW_RESPONSE_HEADER.lower() for key in headers):
             return False
-    return _is_sdk_model(type(client), cast_to)
+    return _is_sdk_model(client.__class__, cast_to)
 
 
 @functools.cache
@@ -298,7 +307,7 @@ async def prepare(client: Any, cast_to: Any, options: Any) -> PreparedCall:
     prepared = await _settle(client._prepare_options(prepared))
     path = path_of(str(prepared.url))
     signature = (
-        identity_signature(client, str(prepared.url), caller_headers)
+        identity_signature(client, str(client.base_url), str(prepared.url), caller_headers)
         if caller_headers is not None
         else None
     )
@@ -399,32 +408,58 @@ def _validate(cast_to: Any, body: Any, request_id: str | None) -> Any:
         # Not what the SDK's types expect: the SDK's lenient construction decides.
         return None
     _unset_extras(model)
-    model._request_id = request_id
+    private = model.__pydantic_private__
+    if private is not None and "_request_id" in private:
+        private["_request_id"] = request_id  # what the SDK's `add_request_id` sets
+    else:
+        model._request_id = request_id
     return model
 
 
-def _unset_extras(value: Any) -> None:
+def _unset_extras(model: pydantic.BaseModel) -> None:
     """Leave fields the SDK's types do not declare out of `model_fields_set`, as the SDK's own
     construction does (validation counts them as set)."""
-    if isinstance(value, pydantic.BaseModel):
-        extra = value.__pydantic_extra__
-        if extra:
-            value.__pydantic_fields_set__.difference_update(extra)
-        for item in value.__dict__.values():
-            _unset_extras(item)
-    elif type(value) is list:
-        for item in value:
-            _unset_extras(item)
-    elif type(value) is dict:
-        for item in value.values():
-            _unset_extras(item)
+    extra = model.__pydantic_extra__
+    if extra:
+        model.__pydantic_fields_set__.difference_update(extra)
+    values = model.__dict__
+    for name in _nested_model_fields(type(model)):
+        value = values.get(name)
+        if value is None:
+            continue
+        if isinstance(value, pydantic.BaseModel):
+            _unset_extras(value)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                if isinstance(item, pydantic.BaseModel):
+                    _unset_extras(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                if isinstance(item, pydantic.BaseModel):
+                    _unset_extras(item)
+
+
+@functools.cache
+def _nested_model_fields(model: type[pydantic.BaseModel]) -> tuple[str, ...]:
+    """The fields of `model` whose values may hold models."""
+    return tuple(
+        name for name, field in model.model_fields.items() if _may_hold_model(field.annotation)
+    )
+
+
+def _may_hold_model(annotation: Any) -> bool:
+    if inspect.isclass(annotation) and issubclass(annotation, pydantic.BaseModel):
+        return True
+    return any(_may_hold_model(argument) for argument in typing.get_args(annotation))
 
 
 async def _sdk_response(
     client: Any, call: PreparedCall, status_code: int, body: Any, headers: Mapping[str, str]
 ) -> Any:
     http_request = await http_request_of(client, call)
-    response = http_module(http_request).Response(status_code, json=body, request=http_request, headers=headers)
+    response = http_module(http_request).Response(
+        status_code, json=body, request=http_request, headers=headers
+    )
     if status_code >= 400:
         raise client._make_status_error_from_response(response)
     options = call.options
@@ -447,7 +482,9 @@ async def _sdk_response(
 
 def _verify(condition: bool, what: str, path: str) -> None:
     if not condition:
-        raise AssertionError(f"batchling's shortcut for the {what} of POST {path} differs from the SDK's")
+        raise AssertionError(
+            f"batchling's shortcut for the {what} of POST {path} differs from the SDK's"
+        )
 
 
 def same_model(left: Any, right: Any) -> bool:

@@ -124,13 +124,13 @@ def _declares_alias(params_type: Any, transform_module: Any) -> bool:
 
 
 async def prepared_call(
-    method: CreateMethod, client: Any, body: dict[str, Any]
+    method: CreateMethod, client: Any, base_url: str, body: dict[str, Any]
 ) -> stainless.PreparedCall | None:
     """The call, if its body is plain JSON and the client's identity is known already."""
     raw_body = stainless.encode_json(body)
     if raw_body is None:
         return None
-    signature = stainless.identity_signature(client, method.path, {})
+    signature = stainless.identity_signature(client, base_url, method.path, {})
     client_key = stainless.cached_client_key(client, signature)
     if client_key is None:
         return None

@@ -132,7 +132,7 @@ class OpenAIProvider(WithoutHookTargets):
                 "cannot be batched.",
             )
         call = await stainless.prepare(instance, cast_to, options)
-        return self._batch_request(instance, host, endpoint, call)
+        return self._batch_request(instance, str(instance.base_url), host, endpoint, call)
 
     async def _direct_chat_request(
         self, resource: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -144,11 +144,12 @@ class OpenAIProvider(WithoutHookTargets):
         body = method.body(args, kwargs) if method is not None else None
         if method is None or body is None or body.get("stream"):
             return None
-        call = await stainless_direct.prepared_call(method, client, body)
+        base_url = str(client.base_url)
+        call = await stainless_direct.prepared_call(method, client, base_url, body)
         if call is None:
             return None
-        host = openai_compatible.host_for(str(client.base_url))
-        return self._batch_request(client, host, host.batch_endpoint(CHAT_PATH), call)
+        host = openai_compatible.host_for(base_url)
+        return self._batch_request(client, base_url, host, host.batch_endpoint(CHAT_PATH), call)
 
     def _chat_method(self, resource_type: type) -> stainless_direct.CreateMethod | None:
         if resource_type not in self._chat_methods:
@@ -166,12 +167,12 @@ class OpenAIProvider(WithoutHookTargets):
     def _batch_request(
         self,
         client: Any,
+        base_url: str,
         host: openai_compatible.OpenAICompatibleHost,
         endpoint: str,
         call: stainless.PreparedCall,
     ) -> BatchRequest:
         model = str(call.body.get("model") or "")
-        base_url = str(client.base_url)
         return BatchRequest(
             provider=self.name,
             client_key=call.client_key,

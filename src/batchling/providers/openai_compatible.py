@@ -71,6 +71,8 @@ GENERIC = OpenAICompatibleHost("openai-compatible")
 
 _lock = threading.Lock()
 _registered: list[OpenAICompatibleHost] = []
+_resolved: dict[tuple[str, bool], OpenAICompatibleHost] = {}
+"""`host_for` answers, forgotten whenever the registrations change."""
 _BUILT_IN = (OPENAI, GROQ, XAI, AZURE)
 
 
@@ -78,6 +80,7 @@ def register_openai_compatible_host(host: OpenAICompatibleHost) -> None:
     """Declare a host (or override a built-in profile): later registrations win."""
     with _lock:
         _registered.insert(0, host)
+        _resolved.clear()
 
 
 def unregister_openai_compatible_host(host: OpenAICompatibleHost) -> None:
@@ -85,13 +88,19 @@ def unregister_openai_compatible_host(host: OpenAICompatibleHost) -> None:
     with _lock:
         if host in _registered:
             _registered.remove(host)
+        _resolved.clear()
 
 
 def host_for(base_url: str, *, azure_client: bool = False) -> OpenAICompatibleHost:
     """The profile for a client's base URL (Azure clients are Azure wherever they point)."""
+    key = (base_url, azure_client)
+    found = _resolved.get(key)
+    if found is not None:
+        return found
     with _lock:
         candidates = [*_registered, *_BUILT_IN]
-    for host in candidates:
-        if host.applies_to(base_url):
-            return host
-    return AZURE if azure_client else GENERIC
+        found = next((host for host in candidates if host.applies_to(base_url)), None)
+        if found is None:
+            found = AZURE if azure_client else GENERIC
+        _resolved[key] = found
+    return found
