@@ -450,3 +450,33 @@ def test_sync_together_clients_from_threads_share_one_job(
 def _request(client: openai.AsyncOpenAI) -> Any:
     """An HTTP request of whichever library the installed openai SDK uses (httpx2 or httpx)."""
     return stainless.http_module_of_client(client).Request("POST", str(client.base_url))
+
+
+async def test_the_cli_cancel_path_cancels_a_together_job_with_the_key_in_openai_api_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `batchling batches cancel` builds the client with `provider.default_client(base_url)`,
+    # which reads OPENAI_API_KEY: for a Together job, that must hold the Together key.
+    with FakeProviderServer(batch_delay_seconds=30) as server, together_profile(server):
+        async with openai.AsyncOpenAI(base_url=server.together_base_url, api_key=KEY) as client:
+            with pytest.raises(RuntimeError, match="leave it running"):
+                async with fast_batchify():
+                    task = asyncio.create_task(ask(client, "cancel me later"))
+                    while server.stats.batches_created == 0:
+                        await asyncio.sleep(0.01)
+                    raise RuntimeError("leave it running")
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        (job,) = together_batches(server)
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        provider = get_providers()["openai"]
+        cli_client = provider.default_client(server.together_base_url)
+        try:
+            batch = provider.reattach(
+                job.id, {}, client=cli_client, template=None, custom_ids=["x"]
+            )
+            await provider.cancel(batch)
+        finally:
+            await cli_client.close()
+        assert job.status == "CANCELLED"
