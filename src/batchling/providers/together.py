@@ -264,6 +264,8 @@ async def _job_with_input_file(job: TogetherJob, file_id: str) -> Mapping[str, A
 
 async def _files_named(job: TogetherJob, name: str) -> list[str]:
     """Ids of the account's files uploaded under `name`."""
+    # Together's SDK reads the listing as `{"data": [file, ...]}` with each file's `filename`;
+    # a bare array is taken too [UNVERIFIED whether the listing is ever paginated].
     listed = await _get(job, "/files")
     items = listed.get("data") if isinstance(listed, Mapping) else listed
     return [

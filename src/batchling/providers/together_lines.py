@@ -74,8 +74,10 @@ def _error_result(custom_id: str, error: Any, job_state: BatchState) -> LineResu
             body={"error": body} if isinstance(body, dict) and "error" not in body else body,
         )
     code_text = str(code or "").lower()
+    # Whether Together lists the lines an expired or cancelled job never ran in its error file,
+    # and with which code, is not documented [UNVERIFIED]: a status-less error line of such a
+    # job is read as never run (an expired one is sent again in a new job).
     if "expired" in code_text or job_state is BatchState.EXPIRED:
-        # Lines an expired job never ran: batchling sends them again in a new job.
         outcome = Outcome.EXPIRED
     elif "cancel" in code_text or job_state is BatchState.CANCELLED:
         outcome = Outcome.CANCELLED
