@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import openai
 import pytest
@@ -126,3 +130,20 @@ async def test_a_declared_host_uses_its_own_profile(fake_server: FakeProviderSer
     finally:
         openai_compatible.unregister_openai_compatible_host(gateway)
     assert sorted(fake_server.stats.lines_per_batch) == [1, 3, 3]
+
+
+def test_the_hosts_example_runs_offline() -> None:
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-W", "error", str(root / "examples" / "openai_compatible_hosts.py")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root / "src")},
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for host in ("groq", "xai", "azure", "together"):
+        assert f"echo: {host} 0" in result.stdout
+        assert f"{host}: 1 batch job(s), [20] lines" in result.stdout
+    assert "real-time calls: 0" in result.stdout

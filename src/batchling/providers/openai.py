@@ -72,6 +72,13 @@ def _is_azure(client: Any) -> bool:
     return isinstance(client, openai.AsyncAzureOpenAI | openai.AzureOpenAI)
 
 
+def _host_api(client: Any) -> openai_compatible.HostBatchAPI | None:
+    """The host's own Batch API protocol (Together), or None for OpenAI's Files + Batches."""
+    return openai_compatible.host_for(
+        str(client.base_url), azure_client=_is_azure(client)
+    ).batch_api
+
+
 class OpenAIProvider(WithoutHookTargets):
     """Batches `openai` async clients' calls through the OpenAI Batch API."""
 
@@ -194,6 +201,10 @@ class OpenAIProvider(WithoutHookTargets):
     ) -> SubmittedBatch:
         first = lines[0].request
         client = first.client
+        if (api := _host_api(client)) is not None:
+            return await api.submit(
+                self.name, lines, completion_window=completion_window, submission_id=submission_id
+            )
         call_headers = dict(first.call.call_headers)
         data = b"".join(_encode_line(line) for line in lines)
         input_file = await stainless.call(
@@ -253,6 +264,8 @@ class OpenAIProvider(WithoutHookTargets):
         return None
 
     async def poll(self, batch: SubmittedBatch) -> BatchStatus:
+        if (api := _host_api(batch.handle.client)) is not None:
+            return await api.poll(batch)
         job: _Job = batch.handle
         found = await stainless.call(
             job.client,
@@ -280,6 +293,10 @@ class OpenAIProvider(WithoutHookTargets):
     async def results(
         self, batch: SubmittedBatch, status: BatchStatus
     ) -> AsyncIterator[LineResult]:
+        if (api := _host_api(batch.handle.client)) is not None:
+            async for line in api.results(batch, status):
+                yield line
+            return
         job: _Job = batch.handle
         for file_id in status.handle or ():
             if not file_id:
@@ -313,6 +330,9 @@ class OpenAIProvider(WithoutHookTargets):
         )
 
     async def cancel(self, batch: SubmittedBatch) -> None:
+        if (api := _host_api(batch.handle.client)) is not None:
+            await api.cancel(batch)
+            return
         job: _Job = batch.handle
         await stainless.call(
             job.client,
@@ -322,6 +342,8 @@ class OpenAIProvider(WithoutHookTargets):
         )
 
     def describe(self, batch: SubmittedBatch) -> Mapping[str, Any]:
+        if (api := _host_api(batch.handle.client)) is not None:
+            return api.describe(batch)
         return {}
 
     def reattach(
@@ -333,6 +355,10 @@ class OpenAIProvider(WithoutHookTargets):
         template: BatchRequest | None,
         custom_ids: Sequence[str],
     ) -> SubmittedBatch:
+        if (api := _host_api(client)) is not None:
+            return api.reattach(
+                self.name, batch_id, info, client=client, template=template, custom_ids=custom_ids
+            )
         call_headers = dict(template.call.call_headers) if template is not None else {}
         return SubmittedBatch(
             provider=self.name,
@@ -352,6 +378,10 @@ class OpenAIProvider(WithoutHookTargets):
         size: int,
         since: float,
     ) -> str | None:
+        if (api := _host_api(client)) is not None:
+            return await api.find_submission(
+                submission_id, client=client, template=template, size=size, since=since
+            )
         call_headers = dict(template.call.call_headers) if template is not None else {}
         found = await backoff.retrying(
             lambda: self._find_submission(client, submission_id, call_headers),

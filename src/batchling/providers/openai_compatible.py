@@ -2,9 +2,10 @@
 
 The OpenAI provider batches any `openai` client, whatever its base URL, and creates the job with
 that very client. What differs between hosts is described by an `OpenAICompatibleHost`: which
-endpoints its Batch API serves, how batch lines name them, and its per-job limits. Built-in
-profiles cover OpenAI, Groq, xAI and Azure OpenAI; declare another host with
-`register_openai_compatible_host`.
+endpoints its Batch API serves, how batch lines name them, its per-job limits, and, for a host
+whose Batch API is not OpenAI's Files + Batches on the wire (Together), the protocol that speaks
+it. Built-in profiles cover OpenAI, Groq, xAI, Azure OpenAI and Together; declare another host
+with `register_openai_compatible_host`.
 """
 
 from __future__ import annotations
@@ -12,10 +13,76 @@ from __future__ import annotations
 import dataclasses
 import threading
 import urllib.parse
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Protocol
+
+from batchling.provider import BatchLine, BatchRequest, BatchStatus, LineResult, SubmittedBatch
+from batchling.providers.together import TogetherBatchAPI
 
 ALL_ENDPOINTS = frozenset(
     {"/chat/completions", "/responses", "/embeddings", "/completions", "/moderations"}
 )
+
+
+class HostBatchAPI(Protocol):
+    """A host's own Batch API wire protocol, spoken with the caller's `openai` client.
+
+    The OpenAI provider hands a job's steps to it when the client's host profile names one;
+    without one, a host is assumed to speak OpenAI's Files + Batches. The methods mirror the
+    `Provider` protocol's; `provider` is the name jobs are reported under.
+    """
+
+    async def submit(
+        self,
+        provider: str,
+        lines: Sequence[BatchLine],
+        *,
+        completion_window: str,
+        submission_id: str,
+    ) -> SubmittedBatch:
+        """Create one job holding `lines` with the first line's client."""
+        ...
+
+    async def poll(self, batch: SubmittedBatch) -> BatchStatus:
+        """Fetch the job's status once."""
+        ...
+
+    def results(self, batch: SubmittedBatch, status: BatchStatus) -> AsyncIterator[LineResult]:
+        """Yield a result for every line the terminal job has one for."""
+        ...
+
+    async def cancel(self, batch: SubmittedBatch) -> None:
+        """Ask the host to cancel the job."""
+        ...
+
+    def describe(self, batch: SubmittedBatch) -> Mapping[str, Any]:
+        """JSON-able facts `reattach` needs (journaled: no secrets)."""
+        ...
+
+    def reattach(
+        self,
+        provider: str,
+        batch_id: str,
+        info: Mapping[str, Any],
+        *,
+        client: Any,
+        template: BatchRequest | None,
+        custom_ids: Sequence[str],
+    ) -> SubmittedBatch:
+        """Follow a job created earlier with `client`."""
+        ...
+
+    async def find_submission(
+        self,
+        submission_id: str,
+        *,
+        client: Any,
+        template: BatchRequest | None,
+        size: int,
+        since: float,
+    ) -> str | None:
+        """The id of the job an interrupted submission created, if the host has one."""
+        ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -33,6 +100,8 @@ class OpenAICompatibleHost:
     """Prefix of each batch line's `url` and of the job's `endpoint` (Azure uses none)."""
     max_requests_per_batch: int = 50_000
     max_bytes_per_batch: int = 200_000_000
+    batch_api: HostBatchAPI | None = None
+    """The host's own Batch API protocol; None: OpenAI's Files + Batches."""
 
     def applies_to(self, base_url: str) -> bool:
         """Whether a client with this base URL talks to this host."""
@@ -66,6 +135,19 @@ AZURE = OpenAICompatibleHost(
     line_url_prefix="",
     max_requests_per_batch=100_000,
 )
+TOGETHER = OpenAICompatibleHost(
+    "together",
+    hostnames=("api.together.xyz", "api.together.ai"),
+    # Together's Batch API serves chat completions (and audio transcriptions/translations, whose
+    # multipart bodies are no batch line here). Older Together SDKs also listed `/v1/completions`;
+    # today's API reference does not [UNVERIFIED whether it is still accepted], so it is left out.
+    endpoints=frozenset({"/chat/completions"}),
+    # docs.together.ai/docs/inference/batch/overview: up to 50,000 requests per batch and
+    # 100 MB per input file.
+    max_requests_per_batch=50_000,
+    max_bytes_per_batch=100_000_000,
+    batch_api=TogetherBatchAPI(),
+)
 GENERIC = OpenAICompatibleHost("openai-compatible")
 """Any other host: assumed to serve OpenAI's Batch API as OpenAI does."""
 
@@ -73,7 +155,7 @@ _lock = threading.Lock()
 _registered: list[OpenAICompatibleHost] = []
 _resolved: dict[tuple[str, bool], OpenAICompatibleHost] = {}
 """`host_for` answers, forgotten whenever the registrations change."""
-_BUILT_IN = (OPENAI, GROQ, XAI, AZURE)
+_BUILT_IN = (OPENAI, GROQ, XAI, AZURE, TOGETHER)
 
 
 def register_openai_compatible_host(host: OpenAICompatibleHost) -> None:

@@ -1,7 +1,8 @@
 """Offline fake provider server for batchling's tests and demos.
 
-It plays OpenAI, Anthropic and Gemini, and the OpenAI-compatible hosts Groq, xAI and Azure
-OpenAI (``server.groq_base_url``, ``server.xai_base_url``, ``server.azure_endpoint``).
+It plays OpenAI, Anthropic, Gemini and Mistral, the OpenAI-compatible hosts Groq, xAI and Azure
+OpenAI (``server.groq_base_url``, ``server.xai_base_url``, ``server.azure_endpoint``), and
+Together AI with its own upload flow and Batch API (``server.together_base_url``).
 
 >>> from batchling.testing import FakeProviderServer
 >>> with FakeProviderServer() as server:  # doctest: +SKIP
@@ -18,6 +19,7 @@ from batchling.testing.openai_batches import BatchRecord
 from batchling.testing.openai_hosts import OpenAIHostName
 from batchling.testing.server import AnyBatchRecord, FakeProviderServer
 from batchling.testing.stats import FakeServerStats, ProviderName, ProviderStats
+from batchling.testing.together_batches import TogetherBatchRecord
 
 __all__ = [
     "AnthropicBatchRecord",
@@ -33,4 +35,5 @@ __all__ = [
     "OpenAIHostName",
     "ProviderName",
     "ProviderStats",
+    "TogetherBatchRecord",
 ]

@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  GOOGLE_GEMINI_BASE_URL={server.gemini_base_url}")
         print(f"  Groq (OpenAI SDK base_url): {server.groq_base_url}")
         print(f"  xAI (OpenAI SDK base_url): {server.xai_base_url}")
+        print(
+            f"  Together (OpenAI SDK base_url, with the TOGETHER host profile registered for "
+            f"it): {server.together_base_url}"
+        )
         print(f"  AZURE_OPENAI_ENDPOINT={server.azure_endpoint}", flush=True)
         try:
             threading.Event().wait()

@@ -31,13 +31,21 @@ from batchling.testing.openai_hosts import AZURE, GROQ, XAI
 from batchling.testing.openai_protocol import OpenAIProtocol
 from batchling.testing.routing import ErrorResponder, ProviderProtocol, Router
 from batchling.testing.stats import FakeServerStats
+from batchling.testing.together_batches import TogetherBatchRecord
+from batchling.testing.together_protocol import TogetherProtocol, looks_like_together
 
 logger = logging.getLogger(__name__)
 
 _POLL_INTERVAL_SECONDS = 0.05
-AnyBatchRecord = BatchRecord | AnthropicBatchRecord | GeminiBatchRecord | MistralBatchRecord
+AnyBatchRecord = (
+    BatchRecord
+    | AnthropicBatchRecord
+    | GeminiBatchRecord
+    | MistralBatchRecord
+    | TogetherBatchRecord
+)
 """A batch of any provider; ``.provider`` says which (``openai``, ``groq``, ``xai``, ``azure``,
-``anthropic``, ``gemini``, ``mistral``)."""
+``anthropic``, ``gemini``, ``mistral``, ``together``)."""
 _JOIN_TIMEOUT_SECONDS = 5.0
 
 
@@ -57,7 +65,9 @@ class FakeProviderServer:
     It also plays the OpenAI-compatible hosts, each with its own files and batches (see
     ``openai_hosts``): Groq (``AsyncOpenAI(base_url=server.groq_base_url)``, paths
     ``/openai/v1/...``), xAI (``server.xai_base_url``, paths ``/xai/v1/...``) and Azure OpenAI
-    (``AsyncAzureOpenAI(azure_endpoint=server.azure_endpoint, api_version=...)``).
+    (``AsyncAzureOpenAI(azure_endpoint=server.azure_endpoint, api_version=...)``), and Together
+    AI with its own upload flow and Batch API (``AsyncOpenAI(base_url=server.together_base_url)``,
+    paths ``/together/v1/...``; see ``together_protocol``).
 
     ``gemini_inline_limit_bytes``: a Gemini inline batch create whose request body is larger
     answers 400 ``INVALID_ARGUMENT`` (the real limit is about 20 MB), so clients must upload
@@ -98,6 +108,8 @@ class FakeProviderServer:
         self.register_protocol(self._gemini)
         self._mistral = MistralProtocol(self._context, batch_delay_seconds=batch_delay_seconds)
         self.register_protocol(self._mistral)
+        self._together = TogetherProtocol(self._context, batch_delay_seconds=batch_delay_seconds)
+        self.register_protocol(self._together)
         self._lifecycle = threading.Lock()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -204,6 +216,15 @@ class FakeProviderServer:
         return self.url
 
     @property
+    def together_base_url(self) -> str:
+        """For ``AsyncOpenAI(base_url=...)`` posing as Together (``https://api.together.xyz/v1``).
+
+        Served under ``/together/v1``; signed upload URLs point at ``/together-storage/...`` on
+        the same server, which refuses requests carrying an API key.
+        """
+        return f"{self.url}/together/v1"
+
+    @property
     def anthropic_base_url(self) -> str:
         """For ``AsyncAnthropic(base_url=...)`` (its paths carry ``/v1`` themselves)."""
         return self.url
@@ -233,7 +254,8 @@ class FakeProviderServer:
 
         ``.provider`` tells them apart; ``.status`` is the provider's own status value
         (OpenAI-compatible ``status``, Anthropic ``processing_status``, Gemini
-        ``BATCH_STATE_*``, Mistral ``QUEUED``... ``SUCCESS``).
+        ``BATCH_STATE_*``, Mistral ``QUEUED``... ``SUCCESS``, Together ``VALIDATING``...
+        ``COMPLETED``).
         Deleted Anthropic/Gemini batches stay here with ``.deleted`` set.
         """
         records: list[AnyBatchRecord] = [
@@ -242,6 +264,7 @@ class FakeProviderServer:
             *self._anthropic.batches(),
             *self._gemini.batches(),
             *self._mistral.batches(),
+            *self._together.batches(),
         ]
         return sorted(records, key=lambda record: record.sequence)
 
@@ -251,14 +274,14 @@ class FakeProviderServer:
 
         OpenAI-compatible batch lines (OpenAI, Groq, xAI, Azure) contribute their ``body``,
         Anthropic batch requests their
-        ``params``, Gemini batch requests their ``request`` and Mistral batch lines their
-        ``body``.
+        ``params``, Gemini batch requests their ``request`` and Mistral and Together batch lines
+        their ``body``.
         """
         return self._context.bodies.snapshot()
 
     def file_content(self, file_id: str) -> bytes:
         """Bytes of an uploaded or generated file: OpenAI ``file-...`` (Groq ``file_...``, xAI,
-        Azure), Gemini ``files/...`` or Mistral (a UUID).
+        Azure), Gemini ``files/...``, Mistral (a UUID) or Together (``file-`` and a UUID).
 
         Raises KeyError if unknown.
         """
@@ -300,6 +323,10 @@ class FakeProviderServer:
         ``"cancelled"`` -> ``TIMEOUT_EXCEEDED`` / ``CANCELLED`` with only the first
         ``completed_fraction`` of the lines answered (the rest appear in no file).
 
+        Together: ``"failed"`` -> ``FAILED`` with an ``error`` message and no files;
+        ``"expired"`` / ``"cancelled"`` -> ``EXPIRED`` / ``CANCELLED`` with only the first
+        ``completed_fraction`` of the lines answered (the rest appear in no file).
+
         ``completed_fraction`` also decides how many lines a client-side cancel answers.
         """
         self._context.faults.set_batch_outcome(outcome, completed_fraction)
@@ -312,7 +339,8 @@ class FakeProviderServer:
         ``route`` is ``"METHOD /path"`` where ``{id}`` matches one segment, e.g.
         ``"GET /v1/batches/{id}"``, Groq's ``"POST /openai/v1/batches"``, Azure's
         ``"GET /openai/batches/{id}"`` (the path only, never the ``?api-version=`` query) or
-        Mistral's ``"POST /mistral/v1/batch/jobs"``.
+        Mistral's ``"POST /mistral/v1/batch/jobs"``, Together's ``"POST /together/v1/batches"``
+        or its object store's ``"PUT /together-storage/{id}"``.
 
         ``retry_after_ms`` is sent as ``retry-after-ms`` so SDK retries are fast; None omits it.
         """
@@ -379,6 +407,8 @@ class FakeProviderServer:
             return self._gemini.error_response
         if looks_like_mistral(request):
             return self._mistral.error_response
+        if looks_like_together(request):
+            return self._together.error_response
         return self._openai.error_response
 
     def __repr__(self) -> str:

@@ -6,8 +6,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-ProviderName = Literal["openai", "anthropic", "gemini", "groq", "xai", "azure", "mistral"]
-"""Every emulated provider; ``groq``, ``xai`` and ``azure`` speak the OpenAI protocol."""
+ProviderName = Literal[
+    "openai", "anthropic", "gemini", "groq", "xai", "azure", "mistral", "together"
+]
+"""Every emulated provider; ``groq``, ``xai`` and ``azure`` speak the OpenAI protocol, and
+``together`` its own upload flow and Batch API."""
 PROVIDERS: tuple[ProviderName, ...] = get_args(ProviderName)
 
 
@@ -34,7 +37,8 @@ class FakeServerStats:
     Counting rules:
     - ``realtime_calls`` / ``realtime_paths``: every POST to a real-time endpoint, including
       ones answered with an injected error, a dropped connection, or a 401.
-    - ``batches_created`` / ``files_uploaded`` / ``lines_per_batch``: only successful creations.
+    - ``batches_created`` / ``files_uploaded`` / ``lines_per_batch``: only successful creations
+      (a Together file counts once its upload is complete, at ``preprocess``).
     - ``requests``: every request as ``"METHOD /path"`` (no query string), in arrival order.
     """
 
