@@ -146,6 +146,9 @@ _RUN_ORIGINAL = object()
 makes on the way may still be batched, at a deeper interception point)."""
 _SEND_REAL_TIME = object()
 """Returned by the routing steps when the call goes to the real-time endpoint as it is."""
+_DEADLINE = NotBatchable(
+    "deadline", "The batchify(deadline=...) passed before this request's batch finished."
+)
 
 
 class _LoopThread:
@@ -446,6 +449,7 @@ class Batchify:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
+        # One coroutine per call from the SDK method to its answer: this runs for every call.
         if not self._active:
             outcome: Any = _RUN_ORIGINAL
         else:
@@ -453,7 +457,21 @@ class Batchify:
             state.outstanding += 1
             state.idle.clear()
             try:
-                outcome = await self._batched_call(state, provider, target, instance, args, kwargs)
+                request = await provider.to_request(target, instance, args, kwargs)
+                if not isinstance(request, BatchRequest) or self.plan is not None:
+                    outcome = await self._not_batched(state, provider, request)
+                else:
+                    future = state.scheduler.enqueue(provider, request)
+                    try:
+                        result = await future
+                    except asyncio.CancelledError:
+                        future.cancel()
+                        raise
+                    except DeadlineReachedError:
+                        self._pass_through(provider, _DEADLINE, refuse_under_strict=False)
+                        outcome = _SEND_REAL_TIME
+                    else:
+                        outcome = await provider.to_response(request, result)
             finally:
                 state.outstanding -= 1
                 if state.outstanding == 0:
@@ -468,17 +486,10 @@ class Batchify:
                 return await wrapped(*args, **kwargs)
         return outcome
 
-    async def _batched_call(
-        self,
-        state: _LoopState,
-        provider: Provider,
-        target: PatchTarget,
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+    async def _not_batched(
+        self, state: _LoopState, provider: Provider, request: BatchRequest | NotBatchable | None
     ) -> Any:
-        """The call's result, or what the SDK's own method must do with it instead."""
-        request = await provider.to_request(target, instance, args, kwargs)
+        """What becomes of a call that is not sent in a batch: passed on, or held by a dry run."""
         if request is None:
             return _RUN_ORIGINAL
         if isinstance(request, NotBatchable):
@@ -487,32 +498,9 @@ class Batchify:
                 return await self._wait_for_dry_run_end(state)
             self._pass_through(provider, request)
             return _SEND_REAL_TIME
-        if self.plan is not None:
-            self.plan.add(provider, request, state.scheduler.journal_state(request))
-            return await self._wait_for_dry_run_end(state)
-        try:
-            return await self._await_result(state.scheduler, provider, request)
-        except DeadlineReachedError:
-            self._pass_through(
-                provider,
-                NotBatchable(
-                    "deadline",
-                    "The batchify(deadline=...) passed before this request's batch finished.",
-                ),
-                refuse_under_strict=False,
-            )
-            return _SEND_REAL_TIME
-
-    async def _await_result(
-        self, scheduler: Scheduler, provider: Provider, request: BatchRequest
-    ) -> Any:
-        future = scheduler.enqueue(provider, request)
-        try:
-            result = await future
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        return await provider.to_response(request, result)
+        assert self.plan is not None, "batched requests are only held in a dry run"
+        self.plan.add(provider, request, state.scheduler.journal_state(request))
+        return await self._wait_for_dry_run_end(state)
 
     def _pass_through(
         self, provider: Provider, why: NotBatchable, *, refuse_under_strict: bool = True

@@ -225,11 +225,11 @@ class AnthropicProvider:
             cast_to=stainless.http_module_of_client(job.client).Response,
             options={"headers": {**job.call_headers, "Accept": "application/binary"}},
         )
-        # Parse everything before yielding, so a truncated download is fetched again rather
-        # than half-routed.
-        parsed = [_decode_line(raw) for raw in response.content.splitlines() if raw.strip()]
-        for result in parsed:
-            yield result
+        # Parsed as routed: a line that does not parse has the results read again, and the
+        # scheduler skips the lines it already routed.
+        for raw in response.content.splitlines():
+            if raw.strip():
+                yield _decode_line(raw)
 
     async def to_response(self, request: BatchRequest, result: LineResult) -> Any:
         call: stainless.PreparedCall = request.call

@@ -307,11 +307,11 @@ class OpenAIProvider(WithoutHookTargets):
                 file_id,
                 extra_headers=dict(job.call_headers) or None,
             )
-            # Parse the whole file before yielding, so a truncated download is fetched again
-            # rather than half-routed.
-            parsed = [_decode_line(raw) for raw in content.content.splitlines() if raw.strip()]
-            for result in parsed:
-                yield result
+            # Parsed as routed: a line that does not parse has the file read again, and the
+            # scheduler skips the lines it already routed.
+            for raw in content.content.splitlines():
+                if raw.strip():
+                    yield _decode_line(raw)
 
     async def to_response(self, request: BatchRequest, result: LineResult) -> Any:
         call: stainless.PreparedCall = request.call
