@@ -55,8 +55,6 @@ MAX_POLL_INTERVAL_SECONDS = 120.0
 """Polling backs off to at most this, so a 24 h job is polled hundreds of times, not thousands."""
 TRANSIENT_RETRIES = 8
 """How many times a transient failure reading results is retried before callers get the error."""
-ROUTE_SLICE = 1_000
-"""Results stored and handed to their callers at a time."""
 
 QueueKey = tuple[str, str, str, str]
 
@@ -373,15 +371,17 @@ class Scheduler:
             journal.mark_submitted(submission_id, batch.batch_id, provider.describe(batch))
         self._report.batch_ids.append(batch.batch_id)
         self._report.batched += len(lines)
-        for line in lines:
-            key = (provider.name, line.request.model)
-            self._report.batched_by_model[key] += 1
-            self._report.batched_input_tokens[key] += estimate_input_tokens(line.request.body)
+        key = (provider.name, first.model)  # one queue, one model
+        self._report.batched_by_model[key] += len(lines)
+        self._report.batched_input_tokens[key] += sum(
+            estimate_input_tokens(line.request.body) for line in lines
+        )
         self._events.batch_submitted(batch, resumed=False)
         log.info(
             "%s: submitted batch %s (%d %s requests, model %s)",
             provider.name, batch.batch_id, len(lines), batch.endpoint, batch.model or "-",
         )  # fmt: skip
+        del lines  # the job may run for a day: keep only what routing its results needs
         await self._follow(provider, batch, submission_id, by_id, None)
 
     def _attach(self, provider: Provider, submission: Submission, entry: _Entry) -> None:
@@ -456,15 +456,10 @@ class Scheduler:
         """Wait for a job, store and route its results, resubmit what its expiry left."""
         self._running[batch.batch_id] = batch
         self._providers_of_running[batch.batch_id] = provider
-        unfinished: list[_Entry] = []
         try:
             try:
                 status = await self._wait_until_done(provider, batch, submission_id)
-                if attachment is not None:
-                    # Requests arriving from now on find the results in the journal, or follow
-                    # the job anew.
-                    attachment.closed = True
-                await self._collect(provider, batch, status, submission_id, entries, unfinished)
+                results = await self._download(provider, batch, status)
             except _DeadlinePassedError:
                 await self._cancel_quietly(provider, batch)
                 # The router sends these to the real-time endpoint: reported there, not failed.
@@ -476,8 +471,21 @@ class Scheduler:
         finally:
             self._running.pop(batch.batch_id, None)
         if self._journal is not None:
+            # Kept before anyone sees them: a crash from here on costs nothing on re-run.
+            self._journal.store_results(submission_id, results)
             self._journal.mark_ended(submission_id, status.provider_status)
+        if attachment is not None:
+            attachment.closed = True
         self._events.batch_finished(batch, status)
+        unfinished: list[_Entry] = []
+        for result in results:
+            entry = entries.pop(result.custom_id, None)
+            if entry is None or entry.future.done():
+                continue
+            if result.outcome is Outcome.EXPIRED and self._may_resubmit(entry):
+                unfinished.append(entry)
+            else:
+                _resolve(entry.future, provider, batch, result, self._report)
         if status.state is BatchState.EXPIRED:
             # Lines the expired job returned nothing for are sent again too (and so are no
             # longer this job's to fail).
@@ -489,64 +497,6 @@ class Scheduler:
         self._report.failed += _fail_all(
             entries, lambda: _error_for_unanswered(provider, batch, status)
         )
-
-    async def _collect(
-        self,
-        provider: Provider,
-        batch: SubmittedBatch,
-        status: BatchStatus,
-        submission_id: str,
-        entries: dict[str, _Entry],
-        unfinished: list[_Entry],
-    ) -> None:
-        """Read a finished job's results, storing and routing them a slice at a time.
-
-        Each slice is journaled before any of its callers sees it, and the callers get a loop
-        turn to build their answers before the next slice is read: a job of 50,000 lines never
-        holds 50,000 parsed bodies at once. A download that fails part way is read again; the
-        lines already routed are skipped.
-        """
-        attempts = backoff.delays(self._settings.poll_interval_seconds, cap=30.0)
-        for attempt in range(TRANSIENT_RETRIES + 1):
-            try:
-                routed: list[LineResult] = []
-                async for result in provider.results(batch, status):
-                    routed.append(result)
-                    if len(routed) >= ROUTE_SLICE:
-                        self._route(provider, batch, submission_id, routed, entries, unfinished)
-                        routed = []
-                        await asyncio.sleep(0)
-                self._route(provider, batch, submission_id, routed, entries, unfinished)
-                return
-            except Exception as exc:
-                if attempt == TRANSIENT_RETRIES or not provider.is_transient(exc):
-                    raise
-                log.warning(
-                    "%s: reading results of batch %s failed, will retry: %s",
-                    provider.name, batch.batch_id, exc,
-                )  # fmt: skip
-                await asyncio.sleep(next(attempts))
-
-    def _route(
-        self,
-        provider: Provider,
-        batch: SubmittedBatch,
-        submission_id: str,
-        results: list[LineResult],
-        entries: dict[str, _Entry],
-        unfinished: list[_Entry],
-    ) -> None:
-        if self._journal is not None and results:
-            # Kept before anyone sees them: a crash from here on costs nothing on re-run.
-            self._journal.store_results(submission_id, results)
-        for result in results:
-            entry = entries.pop(result.custom_id, None)
-            if entry is None or entry.future.done():
-                continue
-            if result.outcome is Outcome.EXPIRED and self._may_resubmit(entry):
-                unfinished.append(entry)
-            else:
-                _resolve(entry.future, provider, batch, result, self._report)
 
     def _may_resubmit(self, entry: _Entry) -> bool:
         return entry.resubmissions < self._settings.resubmit_expired and not self._deadline_passed
@@ -609,6 +559,23 @@ class Scheduler:
         await asyncio.sleep(min(delay, remaining))
         if time.time() >= self._settings.deadline:
             raise _DeadlinePassedError
+
+    async def _download(
+        self, provider: Provider, batch: SubmittedBatch, status: BatchStatus
+    ) -> list[LineResult]:
+        attempts = backoff.delays(self._settings.poll_interval_seconds, cap=30.0)
+        for attempt in range(TRANSIENT_RETRIES + 1):
+            try:
+                return [result async for result in provider.results(batch, status)]
+            except Exception as exc:
+                if attempt == TRANSIENT_RETRIES or not provider.is_transient(exc):
+                    raise
+                log.warning(
+                    "%s: reading results of batch %s failed, will retry: %s",
+                    provider.name, batch.batch_id, exc,
+                )  # fmt: skip
+                await asyncio.sleep(next(attempts))
+        raise AssertionError("unreachable")
 
     async def _cancel_quietly(self, provider: Provider, batch: SubmittedBatch) -> None:
         try:

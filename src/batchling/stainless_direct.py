@@ -18,7 +18,6 @@ import inspect
 import json
 import sys
 import typing
-from collections.abc import Mapping
 from typing import Any
 
 from batchling import stainless
@@ -41,20 +40,33 @@ class CreateMethod:
     sentinels: tuple[type, ...]
     """The SDK's markers of an omitted argument (`NotGiven`, `Omit`)."""
 
-    def body(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The body the SDK would send for these arguments, or `None` to let the SDK decide."""
+    def body(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        """The body the SDK would send for these arguments, or `None` to let the SDK decide.
+
+        Usually that is `kwargs` itself (a fresh dict for each call): no copy is made then.
+        """
         if args:
             return None
-        body: dict[str, Any] = {}
+        exact = True
         for name, value in kwargs.items():
             if name in self.parameters:
-                if not isinstance(value, self.sentinels):
-                    body[name] = value
+                if isinstance(value, self.sentinels):
+                    exact = False
             elif name in _REQUEST_OPTIONS:
                 if value:
                     return None
-            elif name not in _IGNORED:
+                exact = False
+            elif name in _IGNORED:
+                exact = False
+            else:
                 return None  # the SDK raises its own TypeError
+        body = kwargs
+        if not exact:
+            body = {
+                name: value
+                for name, value in kwargs.items()
+                if name in self.parameters and not isinstance(value, self.sentinels)
+            }
         if not self.required <= body.keys():
             return None
         return body
