@@ -225,8 +225,8 @@ class AnthropicProvider:
             cast_to=stainless.http_module_of_client(job.client).Response,
             options={"headers": {**job.call_headers, "Accept": "application/binary"}},
         )
-        # Parsed as routed: a line that does not parse has the results read again, and the
-        # scheduler skips the lines it already routed.
+        # The scheduler reads every line before routing any: a line that does not parse has
+        # the results read again.
         for raw in response.content.splitlines():
             if raw.strip():
                 yield _decode_line(raw)

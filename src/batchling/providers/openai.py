@@ -307,8 +307,8 @@ class OpenAIProvider(WithoutHookTargets):
                 file_id,
                 extra_headers=dict(job.call_headers) or None,
             )
-            # Parsed as routed: a line that does not parse has the file read again, and the
-            # scheduler skips the lines it already routed.
+            # The scheduler reads every line before routing any: a line that does not parse
+            # has the whole file read again.
             for raw in content.content.splitlines():
                 if raw.strip():
                     yield _decode_line(raw)
