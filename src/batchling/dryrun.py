@@ -109,13 +109,17 @@ def estimate_input_tokens(body: Mapping[str, Any]) -> int:
 def _text_length(value: object) -> int:
     """The characters of text in a request body, leaving out keys that hold no prompt text."""
     total = 0
-    pending = [value]
+    pending: list[Any] = [value]
     while pending:
         current = pending.pop()
-        if isinstance(current, str):
+        kind = type(current)
+        # Exact types first: this runs for every batched request.
+        if kind is str:
             total += len(current)
-        elif isinstance(current, Mapping):
+        elif kind is dict or (kind is not list and isinstance(current, Mapping)):
             pending.extend(item for name, item in current.items() if name not in _NON_TEXT_KEYS)
-        elif isinstance(current, list | tuple):
+        elif kind is list or isinstance(current, list | tuple):
             pending.extend(current)
+        elif isinstance(current, str):
+            total += len(current)
     return total

@@ -204,14 +204,15 @@ def _caller_headers(options: Any) -> dict[str, str] | None:
 def _client_state(client: Any, base_url: str) -> tuple[Any, ...]:
     """What a client's identity is made of, as far as its attributes tell (rechecked per call:
     a changed key or base URL means a new identity)."""
+    attributes = vars(client)
     return (
         base_url,
-        getattr(client, "api_key", None),
-        getattr(client, "auth_token", None),
-        getattr(client, "organization", None),
-        getattr(client, "project", None),
-        id(getattr(client, "_custom_headers", None)),
-        id(getattr(client, "_custom_query", None)),
+        attributes.get("api_key"),
+        attributes.get("auth_token"),
+        attributes.get("organization"),
+        attributes.get("project"),
+        id(attributes.get("_custom_headers")),
+        id(attributes.get("_custom_query")),
     )
 
 

@@ -206,7 +206,7 @@ class OpenAIProvider(WithoutHookTargets):
                 self.name, lines, completion_window=completion_window, submission_id=submission_id
             )
         call_headers = dict(first.call.call_headers)
-        data = b"".join(_encode_line(line) for line in lines)
+        data = _encode_lines(lines)
         input_file = await stainless.call(
             client,
             client.files.create,
@@ -408,15 +408,15 @@ _STATES: Mapping[str, BatchState] = {
 }
 
 
-def _encode_line(line: BatchLine) -> bytes:
-    # The body is spliced in as the SDK serialized it, so the batch carries the exact bytes the
-    # real-time request would have carried.
-    head = json.dumps(
-        {"custom_id": line.custom_id, "method": "POST", "url": line.request.endpoint},
-        separators=(",", ":"),
+def _encode_lines(lines: Sequence[BatchLine]) -> bytes:
+    """The JSONL input of a job: each line's body spliced in as batchling encoded it."""
+    # Custom ids are batchling's own (^[A-Za-z0-9_-]+$): nothing in them needs escaping.
+    endpoint = json.dumps(lines[0].request.endpoint).encode()
+    middle = b'","method":"POST","url":' + endpoint + b',"body":'
+    return b"".join(
+        b'{"custom_id":"' + line.custom_id.encode() + middle + line.request.call.raw_body + b"}\n"
+        for line in lines
     )
-    raw_body: bytes = line.request.call.raw_body
-    return head[:-1].encode() + b',"body":' + raw_body + b"}\n"
 
 
 def _decode_line(raw: bytes) -> LineResult:
