@@ -27,6 +27,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import platformdirs
 
+from batchling import json_codec
 from batchling.provider import LineResult, Outcome
 
 CACHE_DIR_ENV = "BATCHLING_CACHE_DIR"
@@ -209,7 +210,7 @@ class Journal:
                         custom_id=custom,
                         outcome=Outcome(outcome),
                         status_code=status_code,
-                        body=json.loads(body) if body is not None else None,
+                        body=json_codec.loads(body) if body is not None else None,
                         request_id=request_id,
                         message=message,
                     )
@@ -342,7 +343,7 @@ class Journal:
                 [
                     (
                         str(result.outcome), result.status_code,
-                        _COMPACT.encode(result.body) if result.body is not None else None,
+                        json_codec.dumps(result.body) if result.body is not None else None,
                         result.request_id, result.message, result.custom_id, submission_id,
                     )
                     for result in results
@@ -418,8 +419,6 @@ def _held_elsewhere(db: sqlite3.Connection, custom_ids: Sequence[str]) -> set[st
         held.update(row[0] for row in rows)
     return held
 
-
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 _CHUNK = 500
 """Custom ids per query: well under SQLite's limit on query parameters."""

@@ -18,14 +18,13 @@ Checked against anthropic 2.x.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import anthropic
 
-from batchling import backoff, stainless
+from batchling import backoff, json_codec, stainless
 from batchling.hookspecs import hookimpl
 from batchling.provider import (
     BatchLine,
@@ -316,7 +315,7 @@ class AnthropicProvider:
 
 def _decode_line(raw: bytes) -> LineResult:
     try:
-        line = json.loads(raw)
+        line = json_codec.loads(raw)
         custom_id = str(line["custom_id"])
         result = line["result"]
         kind = result["type"]

@@ -27,7 +27,7 @@ from typing import Any
 from google.genai import errors, types
 from google.genai.files import AsyncFiles, Files
 
-from batchling import backoff, stainless
+from batchling import backoff, json_codec, stainless
 from batchling.hookspecs import hookimpl
 from batchling.provider import (
     BatchLine,
@@ -435,7 +435,7 @@ def _decode_inline(item: Mapping[str, Any], custom_id_by_order: str) -> LineResu
 
 def _decode_file_line(raw: bytes) -> LineResult:
     try:
-        line = json.loads(raw)
+        line = json_codec.loads(raw)
         custom_id = str(line["key"])
     except (ValueError, KeyError, TypeError) as exc:
         raise _CorruptDownloadError(f"unreadable result line: {raw[:200]!r}") from exc

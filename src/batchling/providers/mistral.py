@@ -35,7 +35,7 @@ from mistralai.client._hooks import AfterErrorContext, AfterSuccessContext
 from mistralai.client.files import Files
 from mistralai.client.jobs import Jobs
 
-from batchling import backoff, stainless
+from batchling import backoff, json_codec, stainless
 from batchling.hookspecs import hookimpl
 from batchling.provider import (
     BatchLine,
@@ -511,7 +511,7 @@ def _encode_line(line: BatchLine) -> bytes:
 
 def _decode_line(raw: bytes) -> LineResult:
     try:
-        line = json.loads(raw)
+        line = json_codec.loads(raw)
         custom_id = str(line["custom_id"])
     except (ValueError, KeyError, TypeError) as exc:
         raise _CorruptDownloadError(f"unreadable result line: {raw[:200]!r}") from exc

@@ -22,7 +22,7 @@ from typing import Any
 
 import openai
 
-from batchling import backoff, stainless, stainless_direct
+from batchling import backoff, json_codec, stainless, stainless_direct
 from batchling.hookspecs import hookimpl
 from batchling.provider import (
     BatchLine,
@@ -421,7 +421,7 @@ def _encode_lines(lines: Sequence[BatchLine]) -> bytes:
 
 def _decode_line(raw: bytes) -> LineResult:
     try:
-        line = json.loads(raw)
+        line = json_codec.loads(raw)
         custom_id = str(line["custom_id"])
     except (ValueError, KeyError, TypeError) as exc:
         raise _CorruptDownloadError(f"unreadable result line: {raw[:200]!r}") from exc

@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from batchling import json_codec
 from batchling.provider import BatchLine, BatchState, LineResult, Outcome
 
 
@@ -32,7 +33,7 @@ def encode(line: BatchLine) -> bytes:
 def decode(raw: bytes, job_state: BatchState) -> LineResult:
     """The result one output or error line gives, read in the light of the job's end state."""
     try:
-        line = json.loads(raw)
+        line = json_codec.loads(raw)
         custom_id = str(line["custom_id"])
     except (ValueError, KeyError, TypeError) as exc:
         raise CorruptResultFileError(f"unreadable result line: {raw[:200]!r}") from exc
