@@ -409,9 +409,9 @@ def _validate(cast_to: Any, body: Any, request_id: str | None) -> Any:
         # Not what the SDK's types expect: the SDK's lenient construction decides.
         return None
     _unset_extras(model)
-    private = model.__pydantic_private__
-    if private is not None and "_request_id" in private:
-        private["_request_id"] = request_id  # what the SDK's `add_request_id` sets
+    if model.__pydantic_private__ is None and "_request_id" in type(model).__private_attributes__:
+        # What the SDK's `add_request_id` leaves, without pydantic's attribute machinery.
+        object.__setattr__(model, "__pydantic_private__", {"_request_id": request_id})
     else:
         model._request_id = request_id
     return model
