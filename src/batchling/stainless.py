@@ -65,9 +65,10 @@ class PreparedCall:
     raw_body: bytes
     """The JSON body, canonically encoded (sorted keys, compact, UTF-8)."""
     body: Mapping[str, Any]
-    call_headers: Mapping[str, str]
+    call_headers: Mapping[str, Any]
     """Headers the caller set on this call (`extra_headers`, SDK kwargs that become headers):
-    they apply to the whole batch job, so they are part of its identity and sent with it."""
+    they apply to the whole batch job, so they are part of its identity and sent with it. A
+    value may be the SDK's `Omit` marker, which removes a header the client would send."""
     client_key: str
     validate_directly: bool
     """Whether a successful answer may be validated straight into `cast_to`."""
@@ -187,18 +188,15 @@ _identities: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], str]] = (
 )
 
 
-def _caller_headers(options: Any) -> dict[str, str] | None:
-    """The identity-relevant headers the caller set, or `None` if one is not a plain string."""
+def _caller_headers(options: Any) -> dict[str, Any]:
+    """The identity-relevant headers the caller set (values may be the SDK's `Omit` marker,
+    which removes a header the client would send)."""
     headers = options.headers if isinstance(options.headers, Mapping) else {}
-    relevant: dict[str, str] = {}
-    for key, value in headers.items():
-        lowered = key.lower()
-        if lowered in _IRRELEVANT_HEADERS or lowered.startswith(_SDK_HEADER_PREFIX):
-            continue
-        if not isinstance(value, str):
-            return None
-        relevant[key] = value
-    return relevant
+    return {
+        key: value
+        for key, value in headers.items()
+        if key.lower() not in _IRRELEVANT_HEADERS and not key.lower().startswith(_SDK_HEADER_PREFIX)
+    }
 
 
 def _client_state(client: Any, base_url: str) -> tuple[Any, ...]:
@@ -217,10 +215,17 @@ def _client_state(client: Any, base_url: str) -> tuple[Any, ...]:
 
 
 def identity_signature(
-    client: Any, base_url: str, path: str, call_headers: Mapping[str, str]
+    client: Any, base_url: str, path: str, call_headers: Mapping[str, Any]
 ) -> tuple[Any, ...]:
-    """The cache key of a client identity: the client's state, the path and the call's headers."""
-    return (_client_state(client, base_url), path, tuple(sorted(call_headers.items())))
+    """The cache key of a client identity: the client's state, the path and the call's headers
+    (a header the call removes counts by the marker's type)."""
+    headers = tuple(
+        sorted(
+            (key, value if isinstance(value, str) else f"<{type(value).__name__}>")
+            for key, value in call_headers.items()
+        )
+    )
+    return (_client_state(client, base_url), path, headers)
 
 
 def cached_client_key(client: Any, signature: tuple[Any, ...]) -> str | None:
@@ -239,10 +244,18 @@ def identity_of(client: Any, http_request: Any) -> str:
     return digest(str(client.base_url), http_request.url.query, identity)
 
 
+_IDENTITIES_PER_CLIENT = 256
+"""Signatures remembered per client: calls that each set a header of their own (a trace id, say)
+would otherwise grow the cache without end."""
+
+
 def _remember_identity(client: Any, signature: tuple[Any, ...], key: str) -> None:
     # A client that cannot be weakly referenced is worked out every time.
     with contextlib.suppress(TypeError):
-        _identities.setdefault(client, {})[signature] = key
+        known = _identities.setdefault(client, {})
+        if len(known) >= _IDENTITIES_PER_CLIENT:
+            known.clear()
+        known[signature] = key
 
 
 # -- preparing a call --------------------------------------------------------------------------
@@ -307,12 +320,8 @@ async def prepare(client: Any, cast_to: Any, options: Any) -> PreparedCall:
     cast_to = client._maybe_override_cast_to(cast_to, prepared)
     prepared = await _settle(client._prepare_options(prepared))
     path = path_of(str(prepared.url))
-    signature = (
-        identity_signature(client, str(client.base_url), str(prepared.url), caller_headers)
-        if caller_headers is not None
-        else None
-    )
-    client_key = cached_client_key(client, signature) if signature is not None else None
+    signature = identity_signature(client, str(client.base_url), str(prepared.url), caller_headers)
+    client_key = cached_client_key(client, signature)
     json_data = prepared.json_data
     raw_body = None
     if prepared.extra_json is None and isinstance(json_data, Mapping):
@@ -330,29 +339,17 @@ async def prepare(client: Any, cast_to: Any, options: Any) -> PreparedCall:
             json_data = sdk_body
             raw_body = encode_json(sdk_body) or b"{}"
         client_key = sdk_key
-        if signature is not None:
-            _remember_identity(client, signature, client_key)
+        _remember_identity(client, signature, client_key)
     return PreparedCall(
         cast_to=cast_to,
         options=prepared,
         path=path,
         raw_body=raw_body,
         body=json_data,
-        call_headers=caller_headers if caller_headers is not None else _string_headers(options),
+        call_headers=caller_headers,
         client_key=client_key,
         validate_directly=validates_directly(client, cast_to, prepared),
     )
-
-
-def _string_headers(options: Any) -> dict[str, str]:
-    headers = options.headers if isinstance(options.headers, Mapping) else {}
-    return {
-        key: value
-        for key, value in headers.items()
-        if isinstance(value, str)
-        and key.lower() not in _IRRELEVANT_HEADERS
-        and not key.lower().startswith(_SDK_HEADER_PREFIX)
-    }
 
 
 # -- answering a call --------------------------------------------------------------------------

@@ -1,14 +1,21 @@
 """Calls taken at a Stainless SDK's create method, their body built from its keyword arguments.
 
-A `create(...)` of the openai SDK spends most of its time transforming its arguments against
-their `TypedDict` types before it reaches the client's `request()`, where batchling otherwise
-intercepts. For arguments that are plain JSON values (dicts, lists, strings, numbers, booleans,
-`None`), that transform changes nothing but dropping omitted arguments, unless a type in the
-method's parameters gives a key another name on the wire (a `PropertyInfo(alias=...)`). So, for
-a method whose parameter types declare no alias anywhere, batchling builds the body from the
-keyword arguments and skips the SDK's steps. Anything else (a model or date among the arguments,
-`extra_headers`, `extra_body`, `stream=True`, an unknown argument, a client seen for the first
-time) takes the SDK's own path, where the request-level interception handles it exactly.
+Between `create(...)` and the client's `request()`, where batchling otherwise intercepts, the
+SDKs spend most of a call's time: openai transforms the arguments against their `TypedDict`
+types, both SDKs build and copy request options and walk the body again. For arguments that are
+plain JSON values (dicts, lists, strings, numbers, booleans, `None`) all of that changes nothing
+but dropping omitted arguments, unless a type in the method's parameters gives a key another
+name on the wire (a `PropertyInfo(alias=...)`). So batchling builds the body from the keyword
+arguments and skips those steps, under three guards:
+
+- the method's parameter types declare no alias anywhere;
+- the method's code uses only names batchling has reviewed (`known_names`): a release that adds
+  a step to `create` turns the shortcut off by itself;
+- the call is plain: no model or date among the arguments, no `extra_headers`, `extra_body` or
+  `extra_query`, no `stream=True`, no unknown argument, and a client whose identity a previous
+  call worked out with the SDK's own request.
+
+Anything else takes the SDK's own path, where the request-level interception handles it exactly.
 """
 
 from __future__ import annotations
@@ -16,11 +23,15 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import logging
 import sys
 import typing
+from collections.abc import Callable
 from typing import Any
 
 from batchling import stainless
+
+log = logging.getLogger(__name__)
 
 _REQUEST_OPTIONS = frozenset({"extra_headers", "extra_query", "extra_body"})
 _IGNORED = frozenset({"self", "timeout"})
@@ -33,12 +44,21 @@ class CreateMethod:
 
     path: str
     cast_to: Any
-    params_type: Any
     parameters: frozenset[str]
     """The keyword arguments that become body fields."""
     required: frozenset[str]
+    fallback_parameters: frozenset[str]
+    """Arguments the SDK turns into something other than a body field (e.g. a header): given
+    one, the call takes the SDK's path."""
+    headers: dict[str, Any]
+    """The headers the method sets on a call that gives none of `fallback_parameters` (e.g.
+    anthropic's `Omit` markers for its workspace and user-profile headers)."""
     sentinels: tuple[type, ...]
     """The SDK's markers of an omitted argument (`NotGiven`, `Omit`)."""
+    sdk_globals: dict[str, Any]
+    """The module globals the method's code reads (e.g. a table of deprecated models)."""
+    reference_body: Callable[[dict[str, Any]], Any]
+    """What the SDK itself makes of a body (checked against under `VERIFY_FAST_PATHS`)."""
 
     def body(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
         """The body the SDK would send for these arguments, or `None` to let the SDK decide.
@@ -52,6 +72,8 @@ class CreateMethod:
             if name in self.parameters:
                 if isinstance(value, self.sentinels):
                     exact = False
+                elif name in self.fallback_parameters:
+                    return None
             elif name in _REQUEST_OPTIONS:
                 if value:
                     return None
@@ -73,15 +95,38 @@ class CreateMethod:
 
 
 def describe(
-    function: Any, *, path: str, cast_to: Any, params_type: Any, sdk_package: str
+    function: Any,
+    *,
+    path: str,
+    cast_to: Any,
+    sdk_package: str,
+    known_names: frozenset[str],
+    params_type: Any = None,
+    fallback_parameters: frozenset[str] = frozenset(),
+    headers: dict[str, Any] | None = None,
 ) -> CreateMethod | None:
     """A `CreateMethod` for `function`, or `None` if its bodies cannot be built from its
-    arguments (its parameter types rename a key on the wire, or cannot be read)."""
+    arguments (its code does something batchling has not reviewed, or its parameter types
+    rename a key on the wire, or cannot be read)."""
+    inner = inspect.unwrap(function)
+    code = getattr(inner, "__code__", None)
+    if code is None:
+        return None
+    unreviewed = set(code.co_names) - known_names
+    if unreviewed:
+        log.debug(
+            "%s.%s uses %s, which batchling has not reviewed: its calls take the SDK's path",
+            inner.__module__, inner.__qualname__, ", ".join(sorted(unreviewed)),
+        )  # fmt: skip
+        return None
     try:
-        if _declares_alias(params_type, sys.modules[sdk_package + "._utils._transform"]):
+        if params_type is not None and _declares_alias(
+            params_type, sys.modules[sdk_package + "._utils._transform"]
+        ):
             return None
         signature = inspect.signature(function)
-    except (KeyError, NameError, TypeError, ValueError, AttributeError):
+        reference_body = _reference_body(sdk_package, params_type)
+    except (KeyError, NameError, TypeError, ValueError, AttributeError, ImportError):
         return None
     types_module = sys.modules.get(sdk_package + "._types")
     sentinels = tuple(
@@ -89,25 +134,37 @@ def describe(
         for cls in (getattr(types_module, "NotGiven", None), getattr(types_module, "Omit", None))
         if isinstance(cls, type)
     )
-    parameters = {
-        name
+    keyword_only = {
+        name: parameter
         for name, parameter in signature.parameters.items()
         if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-    }
-    required = {
-        name
-        for name, parameter in signature.parameters.items()
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-        and parameter.default is inspect.Parameter.empty
     }
     return CreateMethod(
         path=path,
         cast_to=cast_to,
-        params_type=params_type,
-        parameters=frozenset(parameters - _REQUEST_OPTIONS - _IGNORED),
-        required=frozenset(required),
+        parameters=frozenset(set(keyword_only) - _REQUEST_OPTIONS - _IGNORED),
+        required=frozenset(
+            name
+            for name, parameter in keyword_only.items()
+            if parameter.default is inspect.Parameter.empty
+        ),
+        fallback_parameters=fallback_parameters,
+        headers=headers or {},
         sentinels=sentinels,
+        sdk_globals=inner.__globals__,
+        reference_body=reference_body,
     )
+
+
+def _reference_body(sdk_package: str, params_type: Any) -> Callable[[dict[str, Any]], Any]:
+    """The SDK's own preparation of a body: openai's transform, anthropic's data copy."""
+    if params_type is not None:
+        transform = sys.modules[sdk_package + "._utils._transform"].maybe_transform
+        return lambda body: transform(body, params_type)
+    prepare = __import__(
+        sdk_package + "._utils._prepare", fromlist=["prepare_request_data"]
+    ).prepare_request_data
+    return lambda body: prepare(body, location="body")
 
 
 def _declares_alias(params_type: Any, transform_module: Any) -> bool:
@@ -142,7 +199,7 @@ async def prepared_call(
     raw_body = stainless.encode_json(body)
     if raw_body is None:
         return None
-    signature = stainless.identity_signature(client, base_url, method.path, {})
+    signature = stainless.identity_signature(client, base_url, method.path, method.headers)
     client_key = stainless.cached_client_key(client, signature)
     if client_key is None:
         return None
@@ -152,7 +209,7 @@ async def prepared_call(
         path=method.path,
         raw_body=raw_body,
         body=body,
-        call_headers={},
+        call_headers=method.headers,
         client_key=client_key,
         validate_directly=stainless.validates_directly(client, method.cast_to),
     )
@@ -164,9 +221,7 @@ async def prepared_call(
 async def _verify(method: CreateMethod, client: Any, call: stainless.PreparedCall) -> None:
     """Check the shortcut against the SDK's own transform and request (tests set
     `stainless.VERIFY_FAST_PATHS`)."""
-    package = type(client).__module__.split(".", 1)[0]
-    transform = sys.modules[package + "._utils._transform"].maybe_transform
-    sdk_body = json.loads(json.dumps(transform(dict(call.body), method.params_type)))
+    sdk_body = json.loads(json.dumps(method.reference_body(dict(call.body))))
     if sdk_body != json.loads(call.raw_body):
         raise AssertionError(f"the body built for POST {method.path} differs from the SDK's")
     http_request = await stainless.http_request_of(client, call)

@@ -24,7 +24,7 @@ from typing import Any
 
 import anthropic
 
-from batchling import backoff, json_codec, stainless
+from batchling import backoff, json_codec, stainless, stainless_direct
 from batchling.hookspecs import hookimpl
 from batchling.provider import (
     BatchLine,
@@ -43,8 +43,24 @@ SYNC_REQUEST_TARGET = PatchTarget("anthropic._base_client", "SyncAPIClient.reque
 TIMEOUT_GUARD_TARGET = PatchTarget(
     "anthropic._base_client", "BaseClient._calculate_nonstreaming_timeout", hook=True
 )
+# The common case, taken before the SDK builds its request (see batchling.stainless_direct).
+_MESSAGES_MODULE = "anthropic.resources.messages.messages"
+CREATE_TARGET = PatchTarget(_MESSAGES_MODULE, "AsyncMessages.create")
+SYNC_CREATE_TARGET = PatchTarget(_MESSAGES_MODULE, "Messages.create", sync=True)
+CREATE_NAMES = frozenset({
+    "AsyncStream", "Stream", "Message", "RawMessageStreamEvent", "DEFAULT_TIMEOUT",
+    "MODEL_NONSTREAMING_TOKENS", "_calculate_nonstreaming_timeout", "_client", "timeout",
+    "get", "is_given", "DEPRECATED_MODELS", "MODELS_TO_WARN_WITH_THINKING_ENABLED",
+    "DeprecationWarning", "UserWarning", "warn", "warnings", "strip_not_given",
+    "make_request_options", "messages_create_request_attributes", "_post",
+})  # fmt: skip
+"""What `messages.create` does in the anthropic releases batchling was checked against (2.0 to
+2.16): work out an HTTP timeout (moot for a batch), warn about deprecated models and thinking
+settings, turn two arguments into headers, post. A release whose code names anything else has
+its calls take the SDK's own path."""
 
 MESSAGES_PATH = "/v1/messages"
+_PER_CALL_HEADERS = ("anthropic-user-profile-id", "anthropic-workspace-id")
 ENDPOINT = "/v1/messages"
 
 # The status each Anthropic error type answers in real time (batch error lines carry no status).
@@ -91,13 +107,25 @@ class AnthropicProvider:
     """Batches `anthropic` async clients' `messages` calls through Message Batches."""
 
     name = "anthropic"
-    targets: Sequence[PatchTarget] = (REQUEST_TARGET, SYNC_REQUEST_TARGET, TIMEOUT_GUARD_TARGET)
+    targets: Sequence[PatchTarget] = (
+        REQUEST_TARGET,
+        SYNC_REQUEST_TARGET,
+        TIMEOUT_GUARD_TARGET,
+        CREATE_TARGET,
+        SYNC_CREATE_TARGET,
+    )
     max_requests_per_batch = 100_000
     max_bytes_per_batch = 256 * 1000 * 1000
+
+    def __init__(self) -> None:
+        self._create_methods: dict[type, stainless_direct.CreateMethod | None] = {}
 
     async def to_request(
         self, target: PatchTarget, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> BatchRequest | NotBatchable | None:
+        if target is CREATE_TARGET or target is SYNC_CREATE_TARGET:
+            # None: the SDK's own `create` runs, and its request comes back through `request`.
+            return await self._direct_request(instance, args, kwargs)
         cast_to, options = stainless.request_arguments(args, kwargs)
         path = stainless.path_of(str(options.url))
         if str(options.method).lower() != "post" or path != MESSAGES_PATH:
@@ -118,9 +146,42 @@ class AnthropicProvider:
         if stainless.has_non_json_body(options):
             return NotBatchable("non-JSON body", f"POST {path} sends a non-JSON body.")
         call = await stainless.prepare(instance, cast_to, options)
-        model = str(call.body.get("model") or "")
-        base_url = str(instance.base_url)
         beta = _is_beta(call.options)
+        return self._batch_request(instance, str(instance.base_url), beta, call)
+
+    async def _direct_request(
+        self, resource: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> BatchRequest | None:
+        method = self._create_method(type(resource))
+        body = method.body(args, kwargs) if method is not None else None
+        if method is None or body is None or body.get("stream") or _warns(method, body):
+            return None
+        client = resource._client
+        base_url = str(client.base_url)
+        call = await stainless_direct.prepared_call(method, client, base_url, body)
+        if call is None:
+            return None
+        return self._batch_request(client, base_url, False, call)
+
+    def _create_method(self, resource_type: type) -> stainless_direct.CreateMethod | None:
+        if resource_type not in self._create_methods:
+            self._create_methods[resource_type] = stainless_direct.describe(
+                resource_type.create,  # type: ignore[attr-defined]
+                path=MESSAGES_PATH,
+                cast_to=anthropic.types.Message,
+                sdk_package="anthropic",
+                known_names=CREATE_NAMES,
+                # These become headers, which apply to a whole job; left out, `create` sends
+                # markers that remove them.
+                fallback_parameters=frozenset({"user_profile_id", "workspace_id"}),
+                headers=dict.fromkeys(_PER_CALL_HEADERS, anthropic.omit),
+            )
+        return self._create_methods[resource_type]
+
+    def _batch_request(
+        self, client: Any, base_url: str, beta: bool, call: stainless.PreparedCall
+    ) -> BatchRequest:
+        model = str(call.body.get("model") or "")
         endpoint = ENDPOINT + ("?beta=true" if beta else "")
         return BatchRequest(
             provider=self.name,
@@ -133,7 +194,7 @@ class AnthropicProvider:
                 self.name, endpoint, model, base_url, call.raw_body
             ),
             base_url=base_url,
-            client=instance,
+            client=client,
             call=call,
         )
 
@@ -311,6 +372,20 @@ class AnthropicProvider:
         if isinstance(error, anthropic.APIStatusError):
             return stainless.is_transient_status(error.status_code)
         return False
+
+
+def _warns(method: stainless_direct.CreateMethod, body: Mapping[str, Any]) -> bool:
+    """Whether the SDK's `create` would warn about this call (a deprecated model, a deprecated
+    thinking setting): such calls take the SDK's path, which warns."""
+    model = body.get("model")
+    if not isinstance(model, str) or model in method.sdk_globals.get("DEPRECATED_MODELS", {}):
+        return True
+    thinking = body.get("thinking")
+    return bool(
+        model in method.sdk_globals.get("MODELS_TO_WARN_WITH_THINKING_ENABLED", ())
+        and isinstance(thinking, Mapping)
+        and thinking.get("type") == "enabled"
+    )
 
 
 def _decode_line(raw: bytes) -> LineResult:

@@ -45,6 +45,15 @@ _CHAT_MODULE = "openai.resources.chat.completions.completions"
 CHAT_CREATE_TARGET = PatchTarget(_CHAT_MODULE, "AsyncCompletions.create")
 SYNC_CHAT_CREATE_TARGET = PatchTarget(_CHAT_MODULE, "Completions.create", sync=True)
 CHAT_PATH = "/chat/completions"
+CHAT_CREATE_NAMES = frozenset({
+    "AsyncStream", "Stream", "ChatCompletion", "ChatCompletionChunk",
+    "CompletionCreateParamsNonStreaming", "CompletionCreateParamsStreaming",
+    "completion_create_params", "_post", "async_maybe_transform", "maybe_transform",
+    "make_request_options", "validate_response_format",
+})  # fmt: skip
+"""What `chat.completions.create` does in the openai releases batchling was checked against
+(2.0 to 3.57): validate `response_format`, transform the arguments, post. A release whose code
+names anything else has its calls take the SDK's own path."""
 
 
 # Paths that are no model requests (files, batches, listings...): passed through unreported.
@@ -166,8 +175,9 @@ class OpenAIProvider(WithoutHookTargets):
                 resource_type.create,  # type: ignore[attr-defined]
                 path=CHAT_PATH,
                 cast_to=ChatCompletion,
-                params_type=completion_create_params.CompletionCreateParamsNonStreaming,
                 sdk_package="openai",
+                known_names=CHAT_CREATE_NAMES,
+                params_type=completion_create_params.CompletionCreateParamsNonStreaming,
             )
         return self._chat_methods[resource_type]
 
