@@ -64,12 +64,16 @@ def summarise(session_path: str, top: int = 15) -> dict[str, Any]:
     sdk_share = {
         label: 100 * sum(s for (f, p, _), s in inclusive.items() if (f, p) == key) / total
         for label, key in {
-            "SDK create(): params transform (before interception)": (
+            "SDK argument transform (`async_maybe_transform`; the create shortcut skips it)": (
                 "async_maybe_transform", "openai/_utils/_transform.py"),
-            "SDK _build_request (called by batchling.stainless.prepare)": (
+            "SDK `_build_request` (once per client identity)": (
                 "_build_request", "openai/_base_client.py"),
-            "SDK _process_response (called by batchling.stainless.respond)": (
+            "SDK `_process_response` (answers that are no plain model)": (
                 "_process_response", "openai/_base_client.py"),
+            "pydantic validation of the answers (`model_validate`)": (
+                "model_validate", "pydantic/main.py"),
+            "the journal (`batchling/journal.py`, every read and write)": (
+                "locked", "batchling/journal.py"),
         }.items()
     }  # fmt: skip
     return {

@@ -11,6 +11,11 @@ Modes:
   build the JSONL (or the request list), upload, create, poll, download, parse every line into
   the SDK's typed object. It splits at the provider's request limit like batchling does and runs
   the jobs concurrently. No custom ids by digest, no journal, no per-call futures: the floor.
+- ``caller-floor`` (OpenAI only): the floor's work shaped the way calling code is, as any
+  transparent layer must take it: N gathered coroutines, each handing its request to a minimal
+  batching routine and awaiting a future; the routine does the floor's batch workflow and
+  resolves the futures; each coroutine validates its own answer. No journal, no SDK call path,
+  no custom ids by digest: what the calling code's own shape costs.
 
 Both modes import the same modules (all three SDKs and batchling) before the baseline RSS is
 taken, so that peak memory compares the work, not the imports.
@@ -262,10 +267,78 @@ async def floor_gemini(client: Any, n: int, poll: float) -> list[Any]:
     return [item for part in parts for item in part]
 
 
+async def caller_floor_openai(client: Any, n: int, poll: float) -> list[Any]:
+    from openai.types.chat import ChatCompletion
+
+    loop = asyncio.get_running_loop()
+    waiting: dict[str, tuple[dict[str, Any], asyncio.Future[Any]]] = {}
+
+    async def job(items: list[tuple[str, tuple[dict[str, Any], asyncio.Future[Any]]]]) -> None:
+        lines = [
+            json.dumps(
+                {"custom_id": key, "method": "POST", "url": "/v1/chat/completions", "body": body},
+                separators=(",", ":"),
+            )
+            for key, (body, _) in items
+        ]
+        data = ("\n".join(lines) + "\n").encode()
+        del lines
+        uploaded = await client.files.create(file=("input.jsonl", data), purpose="batch")
+        del data
+        batch = await client.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        while batch.status not in TERMINAL_OPENAI:
+            await _sleep_poll(poll)
+            batch = await client.batches.retrieve(batch.id)
+        content = await client.files.content(batch.output_file_id)
+        futures = {key: future for key, (_, future) in items}
+        for raw in content.content.splitlines():
+            line = json.loads(raw)
+            futures[line["custom_id"]].set_result(line["response"]["body"])
+
+    async def flush() -> None:
+        items = list(waiting.items())
+        waiting.clear()
+        chunks = [items[s : s + OPENAI_LIMIT] for s in range(0, len(items), OPENAI_LIMIT)]
+        await asyncio.gather(*(job(chunk) for chunk in chunks))
+
+    async def call(i: int) -> Any:
+        body = {
+            "model": OPENAI_MODEL,
+            "messages": [{"role": "user", "content": prompt(i)}],
+            "max_tokens": MAX_TOKENS,
+        }
+        future = loop.create_future()
+        if not waiting:
+            loop.call_soon(lambda: flushing.append(asyncio.ensure_future(flush())))
+        waiting[f"r{i}"] = (body, future)
+        return ChatCompletion.model_validate(await future)
+
+    flushing: list[asyncio.Future[None]] = []
+    results = await asyncio.gather(*(call(i) for i in range(n)))
+    await asyncio.gather(*flushing)
+    return results
+
+
 FLOORS = {"openai": floor_openai, "anthropic": floor_anthropic, "gemini": floor_gemini}
 
 
 # -- the worker --------------------------------------------------------------------------------
+
+
+def _time_in_gc() -> Callable[[], float]:
+    """Start timing the garbage collector's passes; the returned function reads the total."""
+    spent = [0.0, 0.0]
+
+    def on_pass(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            spent[1] = time.perf_counter()
+        else:
+            spent[0] += time.perf_counter() - spent[1]
+
+    gc.callbacks.append(on_pass)
+    return lambda: spent[0]
 
 
 def _import_everything() -> None:
@@ -285,6 +358,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {}
     gc.collect()
     baseline_rss = current_rss_mb()
+    gc_seconds = _time_in_gc()
     cpu0 = cpu_seconds()
     start_monotonic = time.monotonic()
     start = time.perf_counter()
@@ -297,11 +371,15 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             "batch_size": args.batch_size,
         }
         results = await run_batchling(args.provider, client, args.n, options)
+    elif args.mode == "caller-floor":
+        results = await caller_floor_openai(client, args.n, args.poll)
+        options["_last_resume_monotonic"] = time.monotonic()
     else:
         results = await FLOORS[args.provider](client, args.n, args.poll)
         options["_last_resume_monotonic"] = time.monotonic()
     wall = time.perf_counter() - start
     cpu = cpu_seconds() - cpu0
+    gc_s = gc_seconds()
     if len(results) != args.n:
         raise AssertionError(f"{len(results)} results for {args.n} calls")
     for i in sorted({0, args.n // 3, args.n // 2, args.n - 1}):
@@ -313,6 +391,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         "n": args.n,
         "wall_s": wall,
         "cpu_s": cpu,
+        "gc_s": gc_s,
         "peak_rss_mb": peak_rss_mb(),
         "baseline_rss_mb": baseline_rss,
         "start_monotonic": start_monotonic,
@@ -324,7 +403,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scale")
     parser.add_argument("--provider", choices=sorted(CLIENTS), required=True)
-    parser.add_argument("--mode", choices=("batchling", "floor"), required=True)
+    parser.add_argument("--mode", choices=("batchling", "floor", "caller-floor"), required=True)
     parser.add_argument("--n", type=int, required=True)
     parser.add_argument("--url", required=True, help="fake provider server, http://127.0.0.1:PORT")
     parser.add_argument("--poll", type=float, default=0.05)
