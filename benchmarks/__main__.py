@@ -431,8 +431,9 @@ def render(r: dict[str, Any]) -> str:
         add(
             f"A separate run under pyinstrument ({prof['sample_count']:,} samples, "
             f"{prof['duration_s']:.0f} s wall, {prof['cpu_s']:.0f} s CPU: the profiler's hook "
-            "roughly doubles CPU time, so read shares, not seconds). Shares are of the whole "
-            "run.\n"
+            "roughly doubles CPU time, so read shares, not seconds), with the garbage collector "
+            "off: its passes, timed in the table above, would otherwise be charged to whichever "
+            "function allocated last. Shares are of the whole run.\n"
         )
         add("| work inside the run | share |")
         add("|---|---|")

@@ -1,7 +1,9 @@
 """Profile the OpenAI scale run with pyinstrument and summarise where the time goes.
 
 The profiled run is separate from the measured one: pyinstrument's hook runs on every Python
-call and roughly doubles CPU time, so its numbers are shares, not timings.
+call and roughly doubles CPU time, so its numbers are shares, not timings. The garbage collector
+is off in it: a collector pass is charged to whichever function allocated last, which would
+scatter its time (measured on its own in the scale runs) over unrelated functions.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def run(n: int, keep_dir: str | None = None) -> dict[str, Any]:
             [
                 sys.executable, "-m", "benchmarks.scale", "--provider", "openai",
                 "--mode", "batchling", "--n", str(n), "--url", server.url,
-                "--profile", session_path,
+                "--profile", session_path, "--no-gc",
             ],
             capture_output=True, text=True, check=True,
         )  # fmt: skip

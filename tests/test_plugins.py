@@ -48,7 +48,10 @@ def test_builtin_whose_sdk_is_missing_is_skipped_quietly(monkeypatch: pytest.Mon
     monkeypatch.setattr(
         plugins,
         "BUILTIN_PLUGINS",
-        (*plugins.BUILTIN_PLUGINS, ("batchling_tests_missing.provider", "batchling_tests_missing")),
+        (
+            *plugins.BUILTIN_PLUGINS,
+            ("missing", "batchling_tests_missing.provider", "batchling_tests_missing"),
+        ),
     )
     assert set(plugins.get_providers()) == expected
 
@@ -126,3 +129,45 @@ def test_plugin_that_fails_to_import_is_named(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(plugins.importlib.metadata, "entry_points", lambda **params: [entry_point])
     with pytest.raises(batchling.PluginError, match="unimportable"):
         plugins.get_providers()
+
+
+def test_disabled_builtin_is_not_loaded_and_is_reported_as_blocked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(plugins.DISABLE_ENV, "mistral, batchling.providers.anthropic")
+    providers = plugins.get_providers()
+    assert "openai" in providers
+    assert "mistral" not in providers
+    assert "anthropic" not in providers
+    infos, blocked = plugins.plugin_report()
+    assert blocked == ["anthropic", "mistral"]
+    assert {info.name for info in infos} >= {"openai", "gemini"}
+    openai_info = next(info for info in infos if info.name == "openai")
+    assert openai_info.source == plugins.BUILT_IN
+    assert openai_info.providers == ("openai",)
+
+
+def test_disabled_plugin_that_would_fail_to_load_is_skipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = types.ModuleType("batchling_tests_broken")
+
+    @batchling.hookimpl
+    def batchling_register_providers(register: Any) -> None:
+        raise RuntimeError("boom")
+
+    module.batchling_register_providers = batchling_register_providers  # type: ignore[attr-defined]
+    _fake_entry_points(monkeypatch, broken=module)
+    monkeypatch.setenv(plugins.DISABLE_ENV, "broken")
+    assert "openai" in plugins.get_providers()
+    assert plugins.plugin_report()[1] == ["broken"]
+
+
+def test_disabling_a_name_no_plugin_has_is_warned_about(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(plugins.DISABLE_ENV, "opneai")
+    assert "openai" in plugins.get_providers()
+    assert "BATCHLING_DISABLE_PLUGINS names opneai, which is no installed batchling plugin" in (
+        caplog.text
+    )

@@ -315,3 +315,36 @@ def test_journal_claim_is_refused_for_requests_another_live_submission_holds(
     store.abandon("a")
     assert store.begin_submission(submission("c"), ["x_0"]) == set()
     store.close()
+
+
+def test_journal_answers_many_requests_at_once_beyond_one_query(cache_dir: Path) -> None:
+    store = journal.Journal(cache_dir / journal.FILE_NAME)
+    ids = [f"{index:040x}_0" for index in range(1_234)]
+    store.begin_submission(
+        journal.Submission(
+            "s", "openai", "/v1/chat/completions", "m", "http://h", "k", len(ids),
+            journal.SubmissionState.SUBMITTING, None, None, {}, time.time(), time.time(),
+        ),
+        ids,
+    )  # fmt: skip
+    body = {"n": 10**30, "score": float("nan"), "text": "déjà vu"}
+    store.store_results(
+        "s",
+        [
+            batchling.provider.LineResult(i, batchling.provider.Outcome.SUCCEEDED, 200, body)
+            for i in ids
+        ],
+    )
+    found = store.lookup_many([*ids, "unknown_0"])
+    assert sorted(found) == ids
+    stored = found[ids[-1]].result
+    assert stored is not None
+    assert stored.body["n"] == 10**30
+    assert stored.body["text"] == "déjà vu"
+    assert stored.body["score"] != stored.body["score"]  # NaN survives the round trip
+    single = store.lookup(ids[0])
+    assert single is not None
+    assert single.submission == found[ids[0]].submission
+    assert single.result is not None
+    assert single.result.body["n"] == 10**30
+    store.close()

@@ -30,7 +30,14 @@ from batchling.api import (
 )
 from batchling.dryrun import DryRunFinished
 from batchling.errors import PluginError
-from batchling.plugins import get_providers
+from batchling.plugins import (
+    BUILT_IN,
+    BUILTIN_PLUGINS,
+    DISABLE_ENV,
+    PluginInfo,
+    get_providers,
+    plugin_report,
+)
 from batchling.provider import Provider
 
 T = TypeVar("T")
@@ -616,20 +623,50 @@ async def _close(client: Any) -> None:
 
 @cli.command(short_help="List the loaded providers and what they wrap.")
 def plugins() -> None:
-    """The providers batchling loaded (built-in and from plugins) and the SDK methods they
-    wrap."""
+    """The plugins batchling loaded (built-in and third-party, with the distribution and
+    version they come from), the providers they brought and the SDK methods those wrap. Set
+    BATCHLING_DISABLE_PLUGINS=NAME,... to keep plugins from loading."""
     providers = _providers()
+    infos, blocked = _plugin_report()
     if not providers:
         click.echo(
             "No provider loaded: install an SDK batchling supports, e.g. "
             "pip install 'batchling[openai]'."
         )
-        return
-    for name, provider in sorted(providers.items()):
-        click.echo(f"{name} ({type(provider).__module__})")
-        for target in provider.targets:
-            hook = " (hook)" if target.hook else ""
-            click.echo(f"  {target.module}.{target.qualname}{hook}")
+    builtin_names = {name for name, _, _ in BUILTIN_PLUGINS}
+    for info in sorted(infos, key=lambda info: info.name):
+        for name in info.providers:
+            provider = providers[name]
+            replaces = (
+                " (replaces the built-in)"
+                if name in builtin_names and info.source != BUILT_IN
+                else ""
+            )
+            click.echo(f"{name}  [{_source(info)}]{replaces}")
+            for target in provider.targets:
+                hook = " (hook)" if target.hook else ""
+                click.echo(f"  {target.module}.{target.qualname}{hook}")
+    observers = [info for info in infos if not info.providers and info.observer_hooks]
+    if observers:
+        click.echo("\nplugins without a provider:")
+        for info in sorted(observers, key=lambda info: info.name):
+            hooks = ", ".join(hook.removeprefix("batchling_") for hook in info.observer_hooks)
+            click.echo(f"  {info.name}  [{_source(info)}]  observes: {hooks}")
+    if blocked:
+        click.echo(f"\nblocked by {DISABLE_ENV}: {', '.join(blocked)}")
+
+
+def _source(info: PluginInfo) -> str:
+    if info.source == BUILT_IN:
+        return f"built-in: {info.module}"
+    return f"{info.source}, plugin {info.name!r}: {info.module}"
+
+
+def _plugin_report() -> tuple[list[PluginInfo], list[str]]:
+    try:
+        return plugin_report()
+    except PluginError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _providers() -> dict[str, Provider]:

@@ -106,6 +106,9 @@ def estimate_input_tokens(body: Mapping[str, Any]) -> int:
     return max(1, math.ceil(_text_length(body) / CHARS_PER_TOKEN))
 
 
+_SEQUENCES = (list, tuple)  # a constant: `list | tuple` would build a new object per call
+
+
 def _text_length(value: object) -> int:
     """The characters of text in a request body, leaving out keys that hold no prompt text."""
     total = 0
@@ -118,7 +121,7 @@ def _text_length(value: object) -> int:
             total += len(current)
         elif kind is dict or (kind is not list and isinstance(current, Mapping)):
             pending.extend(item for name, item in current.items() if name not in _NON_TEXT_KEYS)
-        elif kind is list or isinstance(current, list | tuple):
+        elif kind is list or isinstance(current, _SEQUENCES):
             pending.extend(current)
         elif isinstance(current, str):
             total += len(current)

@@ -202,7 +202,7 @@ def _caller_headers(options: Any) -> dict[str, Any]:
 def _client_state(client: Any, base_url: str) -> tuple[Any, ...]:
     """What a client's identity is made of, as far as its attributes tell (rechecked per call:
     a changed key or base URL means a new identity)."""
-    attributes = vars(client)
+    attributes = getattr(client, "__dict__", {})
     return (
         base_url,
         attributes.get("api_key"),
@@ -414,6 +414,9 @@ def _validate(cast_to: Any, body: Any, request_id: str | None) -> Any:
     return model
 
 
+_SEQUENCES = (list, tuple)  # a constant: `list | tuple` would build a new object per call
+
+
 def _unset_extras(model: pydantic.BaseModel) -> None:
     """Leave fields the SDK's types do not declare out of `model_fields_set`, as the SDK's own
     construction does (validation counts them as set)."""
@@ -427,7 +430,7 @@ def _unset_extras(model: pydantic.BaseModel) -> None:
             continue
         if isinstance(value, pydantic.BaseModel):
             _unset_extras(value)
-        elif isinstance(value, list | tuple):
+        elif isinstance(value, _SEQUENCES):
             for item in value:
                 if isinstance(item, pydantic.BaseModel):
                     _unset_extras(item)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -176,6 +177,28 @@ def test_plugins_lists_the_built_in_providers() -> None:
         ("anthropic", "batchling.providers.anthropic"),
         ("gemini", "batchling.providers.google_genai"),
     ]:
-        assert f"{name} ({module})" in lines
+        assert f"{name}  [built-in: {module}]" in lines
     assert "  openai._base_client.AsyncAPIClient.request" in lines
     assert "  anthropic._base_client.BaseClient._calculate_nonstreaming_timeout (hook)" in lines
+
+
+def test_plugins_names_the_distribution_and_version_of_third_party_plugins() -> None:
+    version = importlib.metadata.version("batchling-echo")
+    result = batchling("plugins")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert f"echo  [batchling-echo {version}, plugin 'echo': batchling_echo.plugin]" in lines
+    assert "  batchling_echo.echo_sdk.AsyncEchoClient.complete" in lines
+    observer = next(line for line in lines if line.startswith("  echo_observer  "))
+    assert f"[batchling-echo {version}, plugin 'echo_observer': batchling_echo.observer]" in (
+        observer
+    )
+    assert "observes: batch_finished, batch_polled, batch_submitted" in observer
+
+
+def test_plugins_blocked_by_the_environment_are_listed_as_blocked() -> None:
+    result = batchling("plugins", env={"BATCHLING_DISABLE_PLUGINS": "batchling-echo,mistral"})
+    assert result.returncode == 0, result.stderr
+    assert "echo  [" not in result.stdout
+    assert "mistral  [" not in result.stdout
+    assert "blocked by BATCHLING_DISABLE_PLUGINS: mistral, echo, echo_observer" in result.stdout

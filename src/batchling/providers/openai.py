@@ -77,8 +77,11 @@ class _CorruptDownloadError(Exception):
     """A result file line did not parse: the download is fetched again."""
 
 
+_AZURE_CLIENTS = (openai.AsyncAzureOpenAI, openai.AzureOpenAI)
+
+
 def _is_azure(client: Any) -> bool:
-    return isinstance(client, openai.AsyncAzureOpenAI | openai.AzureOpenAI)
+    return isinstance(client, _AZURE_CLIENTS)
 
 
 def _host_api(client: Any) -> openai_compatible.HostBatchAPI | None:

@@ -1,0 +1,41 @@
+"""The JSON codec of result lines and journaled bodies (pydantic-core's, or the stdlib's)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from batchling import json_codec
+
+LINE = (
+    b'{"custom_id":"abc_0","response":{"status_code":200,"body":{"big":123456789012345678901234,'
+    b'"nan":NaN,"inf":-Infinity,"text":"caf\\u00e9 \xf0\x9f\x98\x80","list":[1,2.5,null,true]}}}'
+)
+
+
+def _same(left: object, right: object) -> bool:
+    return json.dumps(left, sort_keys=True) == json.dumps(right, sort_keys=True)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["pydantic-core", "standard library"])
+def test_codec_reads_and_writes_what_the_standard_library_does(
+    fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not fast:
+        monkeypatch.setattr(json_codec, "_from_json", None)
+        monkeypatch.setattr(json_codec, "_to_json", None)
+    decoded = json_codec.loads(LINE)
+    assert _same(decoded, json.loads(LINE))
+    body = decoded["response"]["body"]
+    assert body["big"] == 123456789012345678901234
+    assert math.isnan(body["nan"])
+    assert body["text"] == "café 😀"
+    assert _same(json.loads(json_codec.dumps(body)), body)
+    assert json_codec.loads(json_codec.dumps(body).decode())["text"] == "café 😀"
+
+
+def test_codec_raises_value_error_on_a_broken_line() -> None:
+    with pytest.raises(ValueError, match=r"Expecting|EOF|Unterminated"):
+        json_codec.loads(b'{"custom_id": "abc_0", "resp')
