@@ -311,7 +311,9 @@ def render(r: dict[str, Any]) -> str:
         "process; the fake provider server (`batchling.testing.FakeProviderServer`, completes "
         "immediately) runs in another process. Both modes import the same modules (all three "
         "SDKs and batchling) before the baseline RSS is read. Wall time includes the server's "
-        "own work (validating the input, generating the replies), which is the same for both.\n"
+        "own work (validating the input, generating the replies), which is the same for both. "
+        "Where a run does not fill a job (the 20,000-call runs), batchling waits its "
+        f"{WINDOW} s batch window for more calls before submitting; the floor does not.\n"
     )
 
     # -- per-request cost in context
