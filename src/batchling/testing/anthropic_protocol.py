@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -16,7 +15,14 @@ from batchling.testing.anthropic_batches import (
 from batchling.testing.anthropic_replies import build_message, count_tokens, message_stream_events
 from batchling.testing.context import ServerContext
 from batchling.testing.faults import find_failure_marker
-from batchling.testing.http_types import DropConnection, Request, Response, dump_json, json_response
+from batchling.testing.http_types import (
+    DropConnection,
+    Request,
+    Response,
+    dump_json,
+    json_object,
+    json_response,
+)
 from batchling.testing.replies import InvalidRequest
 from batchling.testing.routing import Handler, Router
 
@@ -103,7 +109,7 @@ class AnthropicProtocol:
     # ------------------------------------------------------------------ real-time
 
     def realtime(self, request: Request) -> Response:
-        body = _json_object(request.body)
+        body = json_object(request.body)
         if body is None:
             return self.error_response(400, "The request body is not valid JSON.")
         self._context.bodies.append(body)
@@ -135,7 +141,7 @@ class AnthropicProtocol:
         )
 
     def count_tokens(self, request: Request) -> Response:
-        body = _json_object(request.body)
+        body = json_object(request.body)
         if body is None:
             return self.error_response(400, "The request body is not valid JSON.")
         try:
@@ -146,7 +152,7 @@ class AnthropicProtocol:
     # ------------------------------------------------------------------ batches
 
     def create_batch(self, request: Request) -> Response:
-        payload = _json_object(request.body)
+        payload = json_object(request.body)
         if payload is None:
             return self.error_response(400, "The request body is not valid JSON.")
         items = payload.get("requests")
@@ -343,11 +349,3 @@ def _clamp_limit(raw: str | None) -> int:
 def _origin(request: Request) -> str:
     """``http://host:port`` as the client addressed this server."""
     return f"http://{request.headers.get('host', '127.0.0.1')}"
-
-
-def _json_object(raw: bytes) -> Json | None:
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from typing import Any
 
 from batchling.testing.context import ServerContext
 from batchling.testing.file_store import FileStore, StoredFile
-from batchling.testing.http_types import Request, Response, json_response
+from batchling.testing.http_types import Request, Response, json_object, json_response
 from batchling.testing.timestamps import rfc3339
 
 Json = dict[str, Any]
@@ -70,7 +69,7 @@ class GeminiFiles:
             return self._error_response(
                 400, "The fake server supports only resumable uploads (start, upload, finalize)."
             )
-        described = _json_object(request.body) or {}
+        described = json_object(request.body) or {}
         file_field = described.get("file")
         file_info: Json = file_field if isinstance(file_field, dict) else {}
         mime_type = (
@@ -245,11 +244,3 @@ def _either(values: Json, *names: str) -> str | None:
         if isinstance(value, str) and value:
             return value
     return None
-
-
-def _json_object(raw: bytes) -> Json | None:
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None

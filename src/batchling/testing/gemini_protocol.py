@@ -8,7 +8,6 @@ or a ``key`` query parameter), and OpenAI's routes serve the rest.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +29,14 @@ from batchling.testing.gemini_replies import (
     generate_content,
     generate_content_chunks,
 )
-from batchling.testing.http_types import DropConnection, Request, Response, dump_json, json_response
+from batchling.testing.http_types import (
+    DropConnection,
+    Request,
+    Response,
+    dump_json,
+    json_object,
+    json_response,
+)
 from batchling.testing.replies import InvalidRequest
 from batchling.testing.routing import Guard, Handler, Router
 
@@ -169,7 +175,7 @@ class GeminiProtocol:
         return self._realtime(request, lambda body, _model: batch_embed_contents(body))
 
     def count_tokens(self, request: Request) -> Response:
-        body = _json_object(request.body)
+        body = json_object(request.body)
         if body is None:
             return self.error_response(400, "Invalid JSON payload received.")
         return json_response(200, count_tokens(body))
@@ -180,7 +186,7 @@ class GeminiProtocol:
     def _realtime(
         self, request: Request, answer: Callable[[Json, str], Json | Response]
     ) -> Response:
-        body = _json_object(request.body)
+        body = json_object(request.body)
         if body is None:
             return self.error_response(400, "Invalid JSON payload received.")
         self._context.bodies.append(body)
@@ -202,7 +208,7 @@ class GeminiProtocol:
         return self._create_batch(request, "asyncBatchEmbedContent")
 
     def _create_batch(self, request: Request, endpoint: GeminiEndpoint) -> Response:
-        payload = _json_object(request.body)
+        payload = json_object(request.body)
         batch = payload.get("batch") if payload is not None else None
         if not isinstance(batch, dict):
             return self.error_response(400, "Invalid JSON payload received: 'batch' is required.")
@@ -336,11 +342,3 @@ def _model_name(raw: str) -> str:
 def _snapshot(record: GeminiBatchRecord) -> Json:
     with record.lock:
         return record.to_api()
-
-
-def _json_object(raw: bytes) -> Json | None:
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None

@@ -43,6 +43,15 @@ class DropConnection:
     """Returned instead of a Response: close the connection without answering."""
 
 
+def json_object(raw: bytes) -> dict[str, Any] | None:
+    """A request body as a JSON object, or None if it is not JSON or not an object."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def dump_json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 

@@ -17,7 +17,6 @@ Errors are ``{"object": "error", "message", "type", "param", "code"}``.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -26,7 +25,14 @@ from typing import Any, Final
 from batchling.testing.context import ServerContext
 from batchling.testing.faults import find_failure_marker, openai_error_type
 from batchling.testing.file_store import StoredFile
-from batchling.testing.http_types import DropConnection, Request, Response, dump_json, json_response
+from batchling.testing.http_types import (
+    DropConnection,
+    Request,
+    Response,
+    dump_json,
+    json_object,
+    json_response,
+)
 from batchling.testing.mistral_batches import (
     MistralBatchRecord,
     MistralBatchRunner,
@@ -205,7 +211,7 @@ class MistralProtocol:
     # ------------------------------------------------------------------ batch jobs
 
     def create_batch(self, request: Request) -> Response:
-        payload = _json_object(request.body)
+        payload = json_object(request.body)
         if payload is None:
             return self.error_response(400, "The request body is not a JSON object.")
         endpoint = payload.get("endpoint")
@@ -340,7 +346,7 @@ class MistralProtocol:
 
     def realtime(self, request: Request, endpoint: str) -> Response:
         """Answer a real-time call of ``endpoint`` (``/v1/...``)."""
-        body = _json_object(request.body)
+        body = json_object(request.body)
         if body is None:
             return self.error_response(400, "The request body is not a JSON object.")
         self._context.bodies.append(body)
@@ -405,11 +411,3 @@ def _paging(request: Request) -> tuple[int, int]:
             return default
 
     return number("page", 0, 0), min(number("page_size", DEFAULT_PAGE_SIZE, 1), 1000)
-
-
-def _json_object(raw: bytes) -> Json | None:
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None

@@ -6,7 +6,6 @@ see ``openai_hosts``) with its own batches and files; all share replies, counter
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import Any
@@ -14,7 +13,14 @@ from typing import Any
 from batchling.testing.context import ServerContext
 from batchling.testing.faults import find_failure_marker, openai_error_type
 from batchling.testing.file_store import StoredFile
-from batchling.testing.http_types import DropConnection, Request, Response, dump_json, json_response
+from batchling.testing.http_types import (
+    DropConnection,
+    Request,
+    Response,
+    dump_json,
+    json_object,
+    json_response,
+)
 from batchling.testing.multipart import MultipartError, parse_multipart
 from batchling.testing.openai_batches import BatchRecord, BatchRunner, parse_input_file
 from batchling.testing.openai_hosts import OPENAI, OpenAIHost
@@ -220,7 +226,7 @@ class OpenAIProtocol:
     # ------------------------------------------------------------------ batches
 
     def create_batch(self, request: Request) -> Response:
-        payload = _json_object(request.body)
+        payload = json_object(request.body)
         if payload is None:
             return self.error_response(
                 400, "We could not parse the JSON body of your request.", None
@@ -341,7 +347,7 @@ class OpenAIProtocol:
         On Azure the path names the deployment; a body without ``model`` is answered as if
         the deployment name were its model (``received_bodies`` keeps the body as sent).
         """
-        body = _json_object(request.body)
+        body = json_object(request.body)
         if body is None:
             return self.error_response(
                 400, "We could not parse the JSON body of your request.", None
@@ -422,14 +428,6 @@ def _clamp_limit(raw: str | None) -> int:
     except ValueError:
         value = 20
     return min(max(value, 1), 100)
-
-
-def _json_object(raw: bytes) -> Json | None:
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _is_valid_metadata(metadata: Any) -> bool:

@@ -27,7 +27,6 @@ Errors are ``{"error": {"message", "type", "param", "code"}}``.
 
 from __future__ import annotations
 
-import json
 import secrets
 import threading
 import time
@@ -38,7 +37,14 @@ from typing import Any, Final
 from batchling.testing.context import ServerContext
 from batchling.testing.faults import find_failure_marker, openai_error_type
 from batchling.testing.file_store import StoredFile
-from batchling.testing.http_types import DropConnection, Request, Response, dump_json, json_response
+from batchling.testing.http_types import (
+    DropConnection,
+    Request,
+    Response,
+    dump_json,
+    json_object,
+    json_response,
+)
 from batchling.testing.multipart import MultipartError, parse_multipart
 from batchling.testing.replies import InvalidRequest, build_reply, chat_completion_chunks
 from batchling.testing.routing import Handler, Router
@@ -273,7 +279,7 @@ class TogetherProtocol:
     # ------------------------------------------------------------------ batch jobs
 
     def create_batch(self, request: Request) -> Response:
-        payload = _json_object(request.body)
+        payload = json_object(request.body)
         if payload is None:
             return self.error_response(400, "The request body is not a JSON object.")
         endpoint = payload.get("endpoint")
@@ -368,7 +374,7 @@ class TogetherProtocol:
 
     def realtime(self, request: Request, endpoint: str) -> Response:
         """Answer a real-time call of ``endpoint`` (``/v1/...``) as OpenAI's fake does."""
-        body = _json_object(request.body)
+        body = json_object(request.body)
         if body is None:
             return self.error_response(400, "The request body is not a JSON object.")
         self._context.bodies.append(body)
@@ -414,11 +420,3 @@ def _file_object(stored: StoredFile) -> Json:
         "FileType": stored.mime_type or "jsonl",
         "LineCount": len([line for line in stored.data.split(b"\n") if line.strip()]),
     }
-
-
-def _json_object(raw: bytes) -> Json | None:
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
