@@ -369,15 +369,19 @@ def http_module_of_client(client: Any) -> Any:
     raise TypeError(f"{type(client._client)!r} is neither an httpx2 nor an httpx client")
 
 
+async def _request_options(client: Any, call: PreparedCall) -> Any:
+    """The call's prepared request options, made now for a call built from keyword arguments."""
+    if call.options is not None:
+        return call.options
+    final_options = _sdk_module(type(client), "_models").FinalRequestOptions
+    options = final_options.construct(method="post", url=call.path, json_data=dict(call.body))
+    return await _settle(client._prepare_options(options))
+
+
 async def http_request_of(client: Any, call: PreparedCall) -> Any:
     """The HTTP request the SDK would have sent for `call` (built now: only answers that go
     through the SDK's response processing, and errors, need it)."""
-    options = call.options
-    if options is None:
-        final_options = _sdk_module(type(client), "_models").FinalRequestOptions
-        options = final_options.construct(method="post", url=call.path, json_data=dict(call.body))
-        options = await _settle(client._prepare_options(options))
-    return client._build_request(options)
+    return client._build_request(await _request_options(client, call))
 
 
 async def respond(
@@ -457,16 +461,13 @@ def _may_hold_model(annotation: Any) -> bool:
 async def _sdk_response(
     client: Any, call: PreparedCall, status_code: int, body: Any, headers: Mapping[str, str]
 ) -> Any:
-    http_request = await http_request_of(client, call)
+    options = await _request_options(client, call)
+    http_request = client._build_request(options)
     response = http_module(http_request).Response(
         status_code, json=body, request=http_request, headers=headers
     )
     if status_code >= 400:
         raise client._make_status_error_from_response(response)
-    options = call.options
-    if options is None:
-        final_options = _sdk_module(type(client), "_models").FinalRequestOptions
-        options = final_options.construct(method="post", url=call.path, json_data=dict(call.body))
     return await _settle(
         client._process_response(
             cast_to=call.cast_to,
