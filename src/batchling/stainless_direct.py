@@ -89,8 +89,8 @@ class CreateMethod:
                 for name, value in kwargs.items()
                 if name in self.parameters and not isinstance(value, self.sentinels)
             }
-        if not self.required <= body.keys():
-            return None
+        if not self.required <= body.keys() or body.get("stream"):
+            return None  # the SDK raises, or reports the streamed call at `request`
         return body
 
 

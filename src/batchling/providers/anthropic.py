@@ -154,7 +154,7 @@ class AnthropicProvider:
     ) -> BatchRequest | None:
         method = self._create_method(type(resource))
         body = method.body(args, kwargs) if method is not None else None
-        if method is None or body is None or body.get("stream") or _warns(method, body):
+        if method is None or body is None or _warns(method, body):
             return None
         client = resource._client
         base_url = str(client.base_url)

@@ -161,7 +161,7 @@ class OpenAIProvider(WithoutHookTargets):
             return None  # Azure routes by deployment: its URL is the SDK's to build
         method = self._chat_method(type(resource))
         body = method.body(args, kwargs) if method is not None else None
-        if method is None or body is None or body.get("stream"):
+        if method is None or body is None:
             return None
         base_url = str(client.base_url)
         call = await stainless_direct.prepared_call(method, client, base_url, body)
