@@ -627,7 +627,7 @@ def plugins() -> None:
     version they come from), the providers they brought and the SDK methods those wrap. Set
     BATCHLING_DISABLE_PLUGINS=NAME,... to keep plugins from loading."""
     providers = _providers()
-    infos, blocked = _plugin_report()
+    infos, blocked = _loading(plugin_report)
     if not providers:
         click.echo(
             "No provider loaded: install an SDK batchling supports, e.g. "
@@ -662,16 +662,17 @@ def _source(info: PluginInfo) -> str:
     return f"{info.source}, plugin {info.name!r}: {info.module}"
 
 
-def _plugin_report() -> tuple[list[PluginInfo], list[str]]:
-    try:
-        return plugin_report()
-    except PluginError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
 def _providers() -> dict[str, Provider]:
+    return _loading(get_providers)
+
+
+_Loaded = TypeVar("_Loaded")
+
+
+def _loading(load: Callable[[], _Loaded]) -> _Loaded:
+    """`load()`, with a plugin that fails to load reported as a command error."""
     try:
-        return get_providers()
+        return load()
     except PluginError as exc:
         raise click.ClickException(str(exc)) from None
 
