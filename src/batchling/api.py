@@ -23,7 +23,7 @@ from batchling.journal import Journal
 from batchling.plugins import get_providers
 from batchling.provider import BatchRequest, NotBatchable, PatchTarget, Provider
 from batchling.report import RunReport
-from batchling.scheduler import Scheduler, SchedulerSettings
+from batchling.scheduler import Answered, Scheduler, SchedulerSettings
 
 log = logging.getLogger("batchling")
 
@@ -471,7 +471,11 @@ class Batchify:
                         self._pass_through(provider, _DEADLINE, refuse_under_strict=False)
                         outcome = _SEND_REAL_TIME
                     else:
-                        outcome = await provider.to_response(request, result)
+                        outcome = (
+                            result.response  # built while the job's results were routed
+                            if isinstance(result, Answered)
+                            else await provider.to_response(request, result)
+                        )
             finally:
                 state.outstanding -= 1
                 if state.outstanding == 0:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from batchling import backoff
+from batchling import backoff, collector
 from batchling.dryrun import JournalState, estimate_input_tokens
 from batchling.errors import (
     BatchCancelledError,
@@ -45,6 +45,7 @@ from batchling.provider import (
     LineResult,
     Outcome,
     Provider,
+    RespondsAtOnce,
     SubmittedBatch,
 )
 from batchling.report import RunReport
@@ -74,10 +75,22 @@ class SchedulerSettings:
     cancel_on_exit: bool = False
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Answered:
+    """A caller's answer, built while its job's results were routed (`RespondsAtOnce`)."""
+
+    response: Any
+
+
+Delivery = LineResult | Answered
+"""What a queued request's future resolves with: its line, for `Provider.to_response`, or the
+answer already built from it."""
+
+
 @dataclasses.dataclass(slots=True)
 class _Entry:
     request: BatchRequest
-    future: asyncio.Future[LineResult]
+    future: asyncio.Future[Delivery]
     custom_id: str
     resubmissions: int = 0
 
@@ -165,7 +178,7 @@ class Scheduler:
             return JournalState.SUBMITTED
         return JournalState.NEW
 
-    def enqueue(self, provider: Provider, request: BatchRequest) -> asyncio.Future[LineResult]:
+    def enqueue(self, provider: Provider, request: BatchRequest) -> asyncio.Future[Delivery]:
         """Queue `request`; the future resolves with its line result or the batch's error."""
         custom_id = self._next_custom_id(request)
         entry = _Entry(request, self._loop.create_future(), custom_id)
@@ -477,15 +490,21 @@ class Scheduler:
         if attachment is not None:
             attachment.closed = True
         self._events.batch_finished(batch, status)
+        respond_now = provider.response_now if isinstance(provider, RespondsAtOnce) else None
         unfinished: list[_Entry] = []
-        for result in results:
-            entry = entries.pop(result.custom_id, None)
-            if entry is None or entry.future.done():
-                continue
-            if result.outcome is Outcome.EXPIRED and self._may_resubmit(entry):
-                unfinished.append(entry)
-            else:
-                _resolve(entry.future, provider, batch, result, self._report)
+        # Answers are built here, a job's worth in one pass: see `batchling.collector`. Lines
+        # are taken off the list as they are routed, so each body is freed once answered.
+        results.reverse()
+        with collector.paused():
+            while results:
+                result = results.pop()
+                entry = entries.pop(result.custom_id, None)
+                if entry is None or entry.future.done():
+                    continue
+                if result.outcome is Outcome.EXPIRED and self._may_resubmit(entry):
+                    unfinished.append(entry)
+                else:
+                    _resolve(entry, provider, batch, result, self._report, respond_now)
         if status.state is BatchState.EXPIRED:
             # Lines the expired job returned nothing for are sent again too (and so are no
             # longer this job's to fail).
@@ -622,12 +641,14 @@ def _deadline_error() -> DeadlineReachedError:
 
 
 def _resolve(
-    future: asyncio.Future[LineResult],
+    entry: _Entry,
     provider: Provider,
     batch: SubmittedBatch,
     result: LineResult,
     report: RunReport,
+    respond_now: Callable[[BatchRequest, LineResult], Any] | None,
 ) -> None:
+    future = entry.future
     if result.outcome is Outcome.EXPIRED:
         report.failed += 1
         future.set_exception(
@@ -652,7 +673,28 @@ def _resolve(
     else:
         if result.outcome is Outcome.ERRORED:
             report.failed += 1
+        elif respond_now is not None:
+            response = _response_now(respond_now, provider, entry.request, result)
+            if response is not None:
+                future.set_result(Answered(response))
+                return
         future.set_result(result)
+
+
+def _response_now(
+    respond_now: Callable[[BatchRequest, LineResult], Any],
+    provider: Provider,
+    request: BatchRequest,
+    result: LineResult,
+) -> Any:
+    try:
+        return respond_now(request, result)
+    except Exception:
+        # A fault here must not stop the routing of the whole job: the caller's own
+        # `to_response` builds the answer (or raises) instead.
+        log.debug("%s: response_now failed; the caller builds its answer", provider.name,
+                  exc_info=True)  # fmt: skip
+        return None
 
 
 def _error_for_unanswered(

@@ -403,6 +403,18 @@ async def respond(
     return await _sdk_response(client, call, status_code, body, headers)
 
 
+def respond_now(call: PreparedCall, status_code: int, body: Any, request_id: str | None) -> Any:
+    """`respond`'s answer when it is a plain model the SDK's type validates (built without
+    awaiting, for `RespondsAtOnce.response_now`); else `None`.
+
+    `None` too while `VERIFY_FAST_PATHS` is on: `respond` then builds the answer and checks it
+    against the SDK's.
+    """
+    if VERIFY_FAST_PATHS or not call.validate_directly or not 200 <= status_code < 300:
+        return None
+    return _validate(call.cast_to, body, request_id)
+
+
 def _validate(cast_to: Any, body: Any, request_id: str | None) -> Any:
     try:
         model = cast_to.model_validate(body)

@@ -299,6 +299,12 @@ class AnthropicProvider:
             request.client, call, status_code, result.body, headers, "request-id"
         )
 
+    def response_now(self, request: BatchRequest, result: LineResult) -> Any:
+        if result.status_code is None:
+            return None
+        return stainless.respond_now(request.call, result.status_code, result.body,
+                                     result.request_id)  # fmt: skip
+
     async def cancel(self, batch: SubmittedBatch) -> None:
         job: _Job = batch.handle
         await stainless.call(

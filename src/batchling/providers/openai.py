@@ -342,6 +342,12 @@ class OpenAIProvider(WithoutHookTargets):
             request.client, call, result.status_code, result.body, headers, "x-request-id"
         )
 
+    def response_now(self, request: BatchRequest, result: LineResult) -> Any:
+        if result.status_code is None:
+            return None
+        return stainless.respond_now(request.call, result.status_code, result.body,
+                                     result.request_id)  # fmt: skip
+
     async def cancel(self, batch: SubmittedBatch) -> None:
         if (api := _host_api(batch.handle.client)) is not None:
             await api.cancel(batch)
