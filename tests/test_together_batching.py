@@ -18,6 +18,7 @@ from openai.types.chat import ChatCompletion
 import batchling
 from batchling import stainless
 from batchling.plugins import get_providers
+from batchling.provider import ClientForJob
 from batchling.providers import openai_compatible, together
 from batchling.testing import FakeProviderServer, TogetherBatchRecord
 from tests.conftest import fast_batchify
@@ -452,11 +453,11 @@ def _request(client: openai.AsyncOpenAI) -> Any:
     return stainless.http_module_of_client(client).Request("POST", str(client.base_url))
 
 
-async def test_the_cli_cancel_path_cancels_a_together_job_with_the_key_in_openai_api_key(
+async def test_the_cli_cancel_path_cancels_a_together_job_with_the_key_in_together_api_key(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # `batchling batches cancel` builds the client with `provider.default_client(base_url)`,
-    # which reads OPENAI_API_KEY: for a Together job, that must hold the Together key.
+    # `batchling batches cancel` builds the client with `provider.client_for_job(base_url, info)`,
+    # which reads the key of the job's host: TOGETHER_API_KEY for a Together job.
     with FakeProviderServer(batch_delay_seconds=30) as server, together_profile(server):
         async with openai.AsyncOpenAI(base_url=server.together_base_url, api_key=KEY) as client:
             with pytest.raises(RuntimeError, match="leave it running"):
@@ -469,9 +470,11 @@ async def test_the_cli_cancel_path_cancels_a_together_job_with_the_key_in_openai
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         (job,) = together_batches(server)
-        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        monkeypatch.setenv("TOGETHER_API_KEY", KEY)
         provider = get_providers()["openai"]
-        cli_client = provider.default_client(server.together_base_url)
+        assert isinstance(provider, ClientForJob)
+        cli_client = provider.client_for_job(server.together_base_url, {})
         try:
             batch = provider.reattach(
                 job.id, {}, client=cli_client, template=None, custom_ids=["x"]

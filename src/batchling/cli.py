@@ -8,7 +8,6 @@ import contextlib
 import datetime
 import inspect
 import io
-import os
 import sys
 import types
 from collections.abc import Callable, Coroutine, Iterator, Sequence
@@ -28,6 +27,7 @@ from batchling.api import (
     Batchify,
     batchify,
 )
+from batchling.api_keys import MissingAPIKeyError
 from batchling.dryrun import DryRunFinished
 from batchling.errors import PluginError
 from batchling.plugins import (
@@ -38,7 +38,7 @@ from batchling.plugins import (
     get_providers,
     plugin_report,
 )
-from batchling.provider import Provider
+from batchling.provider import ClientForJob, Provider
 
 T = TypeVar("T")
 
@@ -46,14 +46,6 @@ SCRIPT_MODULE_NAME = "__batchling_script__"
 """The module name a script gets when `SCRIPT:FUNC` runs one of its functions."""
 EXIT_UNCAUGHT = 1
 EXIT_INTERRUPTED = 130
-API_KEY_ENV: dict[str, tuple[str, ...]] = {
-    "openai": ("OPENAI_API_KEY",),
-    "anthropic": ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"),
-    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
-    "mistral": ("MISTRAL_API_KEY",),
-}
-"""Where the built-in providers' clients find their API key (`batchling batches cancel`)."""
-
 MAIN_HELP = """Run Python programs with their OpenAI, Anthropic and Gemini calls sent through
 the providers' Batch APIs: same results, about half the price.
 
@@ -509,7 +501,8 @@ def batches_list(cache_dir: Path | None, running: bool) -> None:
 def batches_cancel(batch_ids: tuple[str, ...], all_running: bool, cache_dir: Path | None) -> None:
     """Ask the providers to cancel batch jobs from the journal.
 
-    The API key comes from the provider's usual environment variable (e.g. OPENAI_API_KEY): it
+    The API key comes from the host's usual environment variable (OPENAI_API_KEY,
+    AZURE_OPENAI_API_KEY with OPENAI_API_VERSION, TOGETHER_API_KEY, ANTHROPIC_API_KEY...): it
     must be the key the job was created with. Lines a job already finished may still be billed.
     """
     if not batch_ids and not all_running:
@@ -573,14 +566,13 @@ async def _cancel_one(
             f"the {submission.provider!r} provider is not installed "
             f"(pip install 'batchling[{submission.provider}]')."
         )
-    names = API_KEY_ENV.get(submission.provider, ())
-    if names and not any(os.environ.get(name) for name in names):
-        raise click.ClickException(
-            f"{' or '.join(names)} is not set: export the API key the job was created with "
-            "(batchling keeps no keys), then run this again."
-        )
     try:
-        client = provider.default_client(submission.base_url)
+        if isinstance(provider, ClientForJob):
+            client = provider.client_for_job(submission.base_url, submission.info)
+        else:
+            client = provider.default_client(submission.base_url)
+    except MissingAPIKeyError as exc:
+        raise click.ClickException(str(exc)) from None
     except Exception as exc:
         raise click.ClickException(
             f"cannot make a {submission.provider} client from the environment: {exc}"

@@ -286,6 +286,21 @@ class RespondsAtOnce(Protocol):
         ...
 
 
+@runtime_checkable
+class ClientForJob(Protocol):
+    """Optional for providers: a client for a journaled job, built from what was journaled.
+
+    The `batchling batches` commands use it instead of `default_client(base_url)` when a job's
+    host or credentials cannot be told from its base URL alone (an Azure OpenAI job on a custom
+    domain, say).
+    """
+
+    def client_for_job(self, base_url: str, info: Mapping[str, Any]) -> Any:
+        """A client for the job created at `base_url`, with `info` from `describe(batch)`,
+        its API key from the environment (`batchling.api_keys.from_environment`)."""
+        ...
+
+
 class WithoutHookTargets:
     """Mixin for providers that declare no `hook=True` targets: `hook` just runs the original."""
 
@@ -307,6 +322,7 @@ __all__ = [
     "BatchRequest",
     "BatchState",
     "BatchStatus",
+    "ClientForJob",
     "LineResult",
     "NotBatchable",
     "Outcome",

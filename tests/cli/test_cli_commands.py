@@ -7,10 +7,13 @@ import importlib.metadata
 from collections.abc import Iterator
 from pathlib import Path
 
+import anthropic
 import openai
 import pytest
 
 from batchling import journal
+from batchling.api_keys import MissingAPIKeyError
+from batchling.plugins import get_providers
 from batchling.testing import FakeProviderServer
 from tests.cli.support import FAST, batchling, script
 from tests.conftest import fast_batchify
@@ -104,9 +107,13 @@ def journaled_as_running(server: FakeProviderServer) -> bool:
     return found is not None and found.state is journal.SubmissionState.RUNNING
 
 
-async def leave_a_job_running(server: FakeProviderServer) -> str:
+async def leave_a_job_running(
+    server: FakeProviderServer, client: openai.AsyncOpenAI | None = None
+) -> str:
     """Submit a job, then leave the block with an error: the job keeps running, journaled."""
-    async with openai.AsyncOpenAI(base_url=server.openai_base_url, api_key=KEY) as client:
+    if client is None:
+        client = openai.AsyncOpenAI(base_url=server.openai_base_url, api_key=KEY)
+    async with client:
         tasks = []
         with pytest.raises(RuntimeError, match="leaving"):
             async with fast_batchify():
@@ -153,6 +160,81 @@ async def test_batches_cancel_names_the_missing_api_key(slow_server: FakeProvide
     assert "OPENAI_API_KEY is not set" in result.stderr
     assert "Traceback" not in result.stderr
     assert slow_server.batches[0].status == "in_progress"
+
+
+AZURE_ENV_CLEARED = {
+    "OPENAI_API_KEY": None,
+    "AZURE_OPENAI_API_KEY": None,
+    "AZURE_OPENAI_AD_TOKEN": None,
+    "OPENAI_API_VERSION": None,
+}
+
+
+async def leave_an_azure_job_running(server: FakeProviderServer) -> str:
+    client = openai.AsyncAzureOpenAI(
+        azure_endpoint=server.azure_endpoint, api_key=KEY, api_version="2024-10-21"
+    )
+    return await leave_a_job_running(server, client)
+
+
+async def test_batches_cancel_reaches_an_azure_job_with_the_azure_key(
+    slow_server: FakeProviderServer,
+) -> None:
+    # The fake Azure host refuses a request without its `api-key` header or `api-version`: a
+    # plain OpenAI client built from OPENAI_API_KEY could not cancel this job.
+    batch_id = await leave_an_azure_job_running(slow_server)
+    result = batchling(
+        "batches", "cancel", batch_id, env={**AZURE_ENV_CLEARED, "AZURE_OPENAI_API_KEY": KEY}
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"cancelling openai batch {batch_id}" in result.stdout
+    assert slow_server.batches[0].status in ("cancelling", "cancelled")
+
+
+async def test_batches_cancel_names_the_azure_key_variables(
+    slow_server: FakeProviderServer,
+) -> None:
+    batch_id = await leave_an_azure_job_running(slow_server)
+    result = batchling(
+        "batches", "cancel", batch_id, env={**AZURE_ENV_CLEARED, "OPENAI_API_KEY": KEY}
+    )
+    assert result.returncode == 1
+    assert "AZURE_OPENAI_API_KEY or AZURE_OPENAI_AD_TOKEN is not set" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert slow_server.batches[0].status == "in_progress"
+
+
+async def test_the_anthropic_client_for_jobs_takes_its_key_or_token_from_the_environment(
+    fake_server: FakeProviderServer,
+) -> None:
+    provider = get_providers()["anthropic"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("ANTHROPIC_API_KEY", raising=False)
+        patch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
+        with pytest.raises(MissingAPIKeyError, match="ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN"):
+            provider.default_client(fake_server.anthropic_base_url)
+        patch.setenv("ANTHROPIC_AUTH_TOKEN", "token")
+        client = provider.default_client(fake_server.anthropic_base_url)
+    assert isinstance(client, anthropic.AsyncAnthropic)
+    assert client.auth_token == "token"
+    assert client.api_key is None
+    await client.close()
+
+
+async def test_an_azure_job_journaled_without_its_api_version_needs_openai_api_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    provider = get_providers()["openai"]
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
+    monkeypatch.delenv("OPENAI_API_VERSION", raising=False)
+    base_url = "https://example-resource.openai.azure.com/openai/"
+    with pytest.raises(RuntimeError, match="OPENAI_API_VERSION is not set"):
+        provider.client_for_job(base_url, {})
+    monkeypatch.setenv("OPENAI_API_VERSION", "2024-10-21")
+    client = provider.client_for_job(base_url, {})
+    assert isinstance(client, openai.AsyncAzureOpenAI)
+    assert client._api_version == "2024-10-21"
+    await client.close()
 
 
 def test_batches_cancel_of_an_unknown_id(fake_server: FakeProviderServer) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import anthropic
 
-from batchling import backoff, json_codec, stainless, stainless_direct
+from batchling import api_keys, backoff, json_codec, stainless, stainless_direct
 from batchling.hookspecs import hookimpl
 from batchling.provider import (
     BatchLine,
@@ -355,7 +355,10 @@ class AnthropicProvider:
         return str(found.id) if found is not None else None
 
     def default_client(self, base_url: str) -> Any:
-        return anthropic.AsyncAnthropic(base_url=base_url or None)
+        name, key = api_keys.from_environment(("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"))
+        if name == "ANTHROPIC_AUTH_TOKEN":
+            return anthropic.AsyncAnthropic(base_url=base_url or None, auth_token=key)
+        return anthropic.AsyncAnthropic(base_url=base_url or None, api_key=key)
 
     def hook(
         self,

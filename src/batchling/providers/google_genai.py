@@ -27,7 +27,7 @@ from typing import Any
 from google.genai import errors, types
 from google.genai.files import AsyncFiles, Files
 
-from batchling import backoff, json_codec, stainless
+from batchling import api_keys, backoff, json_codec, stainless
 from batchling.hookspecs import hookimpl
 from batchling.provider import (
     BatchLine,
@@ -369,8 +369,9 @@ class GoogleGenAIProvider(WithoutHookTargets):
     def default_client(self, base_url: str) -> Any:
         from google import genai
 
+        _, key = api_keys.from_environment(("GOOGLE_API_KEY", "GEMINI_API_KEY"))
         options = types.HttpOptions(base_url=base_url) if base_url else None
-        return genai.Client(http_options=options)._api_client
+        return genai.Client(api_key=key, http_options=options)._api_client
 
     def is_transient(self, error: BaseException) -> bool:
         if isinstance(error, _CorruptDownloadError):

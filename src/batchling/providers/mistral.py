@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -35,7 +34,7 @@ from mistralai.client._hooks import AfterErrorContext, AfterSuccessContext
 from mistralai.client.files import Files
 from mistralai.client.jobs import Jobs
 
-from batchling import backoff, json_codec, stainless
+from batchling import api_keys, backoff, json_codec, stainless
 from batchling.hookspecs import hookimpl
 from batchling.provider import (
     BatchLine,
@@ -478,9 +477,7 @@ class MistralProvider(WithoutHookTargets):
     def default_client(self, base_url: str) -> Any:
         from mistralai.client import Mistral
 
-        api_key = os.environ.get("MISTRAL_API_KEY")
-        if not api_key:
-            raise RuntimeError("MISTRAL_API_KEY is not set: batchling needs it to reach Mistral.")
+        _, api_key = api_keys.from_environment(("MISTRAL_API_KEY",))
         return Mistral(api_key=api_key, server_url=base_url or None)
 
     def is_transient(self, error: BaseException) -> bool:

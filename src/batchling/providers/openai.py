@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import openai
 
-from batchling import backoff, json_codec, stainless, stainless_direct
+from batchling import api_keys, backoff, json_codec, stainless, stainless_direct
 from batchling.hookspecs import hookimpl
 from batchling.provider import (
     BatchLine,
@@ -64,6 +65,9 @@ NON_MODEL_PATH_PREFIXES = (
 )  # fmt: skip
 
 SUBMISSION_METADATA_KEY = "batchling_submission"
+AZURE_API_VERSION_KEY = "azure_api_version"
+"""Journaled with an Azure OpenAI job: the API version its client used."""
+AZURE_API_VERSION_ENV = "OPENAI_API_VERSION"  # where `AzureOpenAI` itself looks
 CREATE_ATTEMPTS = 6
 
 
@@ -361,8 +365,12 @@ class OpenAIProvider(WithoutHookTargets):
         )
 
     def describe(self, batch: SubmittedBatch) -> Mapping[str, Any]:
-        if (api := _host_api(batch.handle.client)) is not None:
+        client = batch.handle.client
+        if (api := _host_api(client)) is not None:
             return api.describe(batch)
+        if _is_azure(client) and (version := getattr(client, "_api_version", None)):
+            # What `client_for_job` needs to reach the job again, wherever the endpoint is.
+            return {AZURE_API_VERSION_KEY: str(version)}
         return {}
 
     def reattach(
@@ -409,7 +417,27 @@ class OpenAIProvider(WithoutHookTargets):
         return str(found.id) if found is not None else None
 
     def default_client(self, base_url: str) -> Any:
-        return openai.AsyncOpenAI(base_url=base_url or None)
+        return self.client_for_job(base_url, {})
+
+    def client_for_job(self, base_url: str, info: Mapping[str, Any]) -> Any:
+        """An `AsyncOpenAI` client with the key variable of the job's host (`TOGETHER_API_KEY`
+        for Together...), or an `AsyncAzureOpenAI` one for an Azure OpenAI job."""
+        version = info.get(AZURE_API_VERSION_KEY)
+        host = openai_compatible.host_for(base_url, azure_client=version is not None)
+        name, key = api_keys.from_environment(host.api_key_env)
+        if host.name != openai_compatible.AZURE.name:
+            return openai.AsyncOpenAI(base_url=base_url or None, api_key=key)
+        version = version or os.environ.get(AZURE_API_VERSION_ENV)
+        if not version:
+            raise RuntimeError(
+                f"{AZURE_API_VERSION_ENV} is not set: export the Azure OpenAI API version the "
+                "job was created with (e.g. 2024-10-21), then run this again."
+            )
+        if name == "AZURE_OPENAI_AD_TOKEN":
+            return openai.AsyncAzureOpenAI(
+                base_url=base_url, api_version=version, azure_ad_token=key
+            )
+        return openai.AsyncAzureOpenAI(base_url=base_url, api_version=version, api_key=key)
 
     def is_transient(self, error: BaseException) -> bool:
         if isinstance(error, openai.APIConnectionError | _CorruptDownloadError):

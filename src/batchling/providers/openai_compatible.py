@@ -102,6 +102,9 @@ class OpenAICompatibleHost:
     max_bytes_per_batch: int = 200_000_000
     batch_api: HostBatchAPI | None = None
     """The host's own Batch API protocol; None: OpenAI's Files + Batches."""
+    api_key_env: tuple[str, ...] = ("OPENAI_API_KEY",)
+    """Where the host's API key is usually kept, for the `batchling batches` commands (which
+    build a client from the environment to reach a job created earlier)."""
 
     def applies_to(self, base_url: str) -> bool:
         """Whether a client with this base URL talks to this host."""
@@ -124,9 +127,13 @@ GROQ = OpenAICompatibleHost(
     hostnames=("api.groq.com",),
     endpoints=frozenset({"/chat/completions"}),
     max_bytes_per_batch=100_000_000,
+    api_key_env=("GROQ_API_KEY",),
 )
 XAI = OpenAICompatibleHost(
-    "xai", hostnames=("api.x.ai",), endpoints=frozenset({"/chat/completions", "/responses"})
+    "xai",
+    hostnames=("api.x.ai",),
+    endpoints=frozenset({"/chat/completions", "/responses"}),
+    api_key_env=("XAI_API_KEY",),
 )
 AZURE = OpenAICompatibleHost(
     "azure",
@@ -134,6 +141,8 @@ AZURE = OpenAICompatibleHost(
     endpoints=frozenset({"/chat/completions", "/responses", "/embeddings", "/completions"}),
     line_url_prefix="",
     max_requests_per_batch=100_000,
+    # What `AzureOpenAI` reads itself: a key, or a Microsoft Entra ID token.
+    api_key_env=("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN"),
 )
 TOGETHER = OpenAICompatibleHost(
     "together",
@@ -147,6 +156,7 @@ TOGETHER = OpenAICompatibleHost(
     max_requests_per_batch=50_000,
     max_bytes_per_batch=100_000_000,
     batch_api=TogetherBatchAPI(),
+    api_key_env=("TOGETHER_API_KEY",),
 )
 GENERIC = OpenAICompatibleHost("openai-compatible")
 """Any other host: assumed to serve OpenAI's Batch API as OpenAI does."""
@@ -171,6 +181,13 @@ def unregister_openai_compatible_host(host: OpenAICompatibleHost) -> None:
         if host in _registered:
             _registered.remove(host)
         _resolved.clear()
+
+
+def host_named(name: str) -> OpenAICompatibleHost | None:
+    """The profile called `name` (a registered one before a built-in), if there is one."""
+    with _lock:
+        candidates = [*_registered, *_BUILT_IN, GENERIC]
+    return next((host for host in candidates if host.name == name), None)
 
 
 def host_for(base_url: str, *, azure_client: bool = False) -> OpenAICompatibleHost:
