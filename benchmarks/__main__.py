@@ -50,7 +50,9 @@ def _reference_overpaid(label: str, run: dict[str, Any]) -> list[str]:
     submitted = sum(run.get("batches", []))
     if submitted <= run["n"]:
         return []
-    answered = "and every caller got its answer" if run.get("ok") else "and no caller got one"
+    answered = (
+        "and every caller got its answer" if run.get("ok") else "and no caller got its answer"
+    )
     return [
         f"{label}: 0.1.0a3 put {submitted:,} lines into batch jobs for {run['n']:,} requests "
         f"(each request paid for {submitted / run['n']:.1f} times) {answered}."
