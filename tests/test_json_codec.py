@@ -39,3 +39,20 @@ def test_codec_reads_and_writes_what_the_standard_library_does(
 def test_codec_raises_value_error_on_a_broken_line() -> None:
     with pytest.raises(ValueError, match=r"Expecting|EOF|Unterminated"):
         json_codec.loads(b'{"custom_id": "abc_0", "resp')
+
+
+@pytest.mark.parametrize(
+    ("data", "lines"),
+    [
+        (b"", []),
+        (b"\n\n", []),
+        (b'{"a":1}\n{"b":2}\n', [b'{"a":1}', b'{"b":2}']),
+        (b'{"a":1}\n  \n{"b":2}', [b'{"a":1}', b'{"b":2}']),  # no final line break
+        (b'{"a":1}\r\n{"b":2}\r\n', [b'{"a":1}\r', b'{"b":2}\r']),  # CR is JSON whitespace
+    ],
+)
+def test_jsonl_lines_yields_each_non_blank_line(data: bytes, lines: list[bytes]) -> None:
+    assert list(json_codec.jsonl_lines(data)) == lines
+    assert [json_codec.loads(line) for line in json_codec.jsonl_lines(data)] == [
+        json.loads(line) for line in data.splitlines() if line.strip()
+    ]

@@ -14,7 +14,7 @@ re-run recognises it by, so it must not depend on a library's version (see
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -40,6 +40,21 @@ def loads(data: bytes | str) -> Any:
         except ValueError:
             pass  # the standard library decides (and says what is wrong)
     return json.loads(data)
+
+
+def jsonl_lines(data: bytes) -> Iterator[bytes]:
+    """The non-blank lines of JSONL `data`, one at a time and without their line break. Unlike
+    `data.splitlines()`, no list of every line (a second copy of a file that can be hundreds of
+    megabytes) is made before the first one is read."""
+    start, end = 0, len(data)
+    while start < end:
+        stop = data.find(b"\n", start)
+        if stop < 0:
+            stop = end
+        line = data[start:stop]
+        start = stop + 1
+        if line and not line.isspace():
+            yield line
 
 
 def dumps(value: Any) -> bytes:

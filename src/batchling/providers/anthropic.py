@@ -287,9 +287,8 @@ class AnthropicProvider:
         )
         # The scheduler reads every line before routing any: a line that does not parse has
         # the results read again.
-        for raw in response.content.splitlines():
-            if raw.strip():
-                yield _decode_line(raw)
+        for raw in json_codec.jsonl_lines(response.content):
+            yield _decode_line(raw)
 
     async def to_response(self, request: BatchRequest, result: LineResult) -> Any:
         call: stainless.PreparedCall = request.call

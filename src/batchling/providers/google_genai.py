@@ -304,7 +304,7 @@ class GoogleGenAIProvider(WithoutHookTargets):
         responses_file = output.get("responsesFile")
         if responses_file:
             data = await job.api.download(str(responses_file))
-            parsed = [_decode_file_line(raw) for raw in data.splitlines() if raw.strip()]
+            parsed = [_decode_file_line(raw) for raw in json_codec.jsonl_lines(data)]
         else:
             inlined = (output.get("inlinedResponses") or {}).get("inlinedResponses") or []
             parsed = [

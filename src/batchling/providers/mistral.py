@@ -385,7 +385,7 @@ class MistralProvider(WithoutHookTargets):
             data = await job.api.download(file_id)
             # Parse the whole file before yielding, so a truncated download is fetched again
             # rather than half-routed.
-            parsed = [_decode_line(raw) for raw in data.splitlines() if raw.strip()]
+            parsed = [_decode_line(raw) for raw in json_codec.jsonl_lines(data)]
             for result in parsed:
                 answered.add(result.custom_id)
                 yield result

@@ -326,9 +326,8 @@ class OpenAIProvider(WithoutHookTargets):
             )
             # The scheduler reads every line before routing any: a line that does not parse
             # has the whole file read again.
-            for raw in content.content.splitlines():
-                if raw.strip():
-                    yield _decode_line(raw)
+            for raw in json_codec.jsonl_lines(content.content):
+                yield _decode_line(raw)
 
     async def to_response(self, request: BatchRequest, result: LineResult) -> Any:
         call: stainless.PreparedCall = request.call

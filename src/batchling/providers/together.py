@@ -34,7 +34,7 @@ from typing import Any
 
 import openai
 
-from batchling import backoff, stainless
+from batchling import backoff, json_codec, stainless
 from batchling.provider import (
     BatchLine,
     BatchRequest,
@@ -288,7 +288,7 @@ def _reader(
             cast_to=bytes,
             options={"headers": {**job.call_headers, "Accept": "application/octet-stream"}},
         )
-        return [together_lines.decode(raw, state) for raw in content.splitlines() if raw.strip()]
+        return [together_lines.decode(raw, state) for raw in json_codec.jsonl_lines(content)]
 
     return read
 
