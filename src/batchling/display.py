@@ -295,7 +295,7 @@ def _saving_line(report: RunReport) -> str | None:
             unknown += report.batched_by_model.get((provider, model), 0) or 1
         else:
             saved += estimate.saving_usd
-    line = f"{format_usd(saved)} vs real-time prices (input tokens only, estimate; {_price_note()})"
+    line = f"{format_usd(saved)} vs real-time prices (input tokens only; {_price_note()})"
     if unknown:
         line += f"; {unknown:,} request{_s(unknown)} of models without a known price not counted"
     return line
