@@ -9,6 +9,8 @@ can be checked against the SDK; these tests turn it off to exercise the routing 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import dataclasses
 import gc
 from typing import Any
 
@@ -18,12 +20,12 @@ import pytest
 from anthropic.types import Message
 from openai.types.chat import ChatCompletion
 
-from batchling import collector, stainless
+from batchling import batchify, collector, stainless
 from batchling.provider import RespondsAtOnce
 from batchling.providers.anthropic import AnthropicProvider
 from batchling.providers.openai import OpenAIProvider
 from batchling.testing import FakeProviderServer
-from tests.conftest import fast_batchify
+from tests.conftest import FAST, fast_batchify
 
 
 @pytest.fixture(autouse=True)
@@ -187,3 +189,44 @@ def test_the_pause_restores_the_collector_even_on_error() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+async def test_an_empty_request_id_gives_the_same_answer_on_both_paths(
+    client: openai.AsyncOpenAI, fake_server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = _Spy(monkeypatch, OpenAIProvider)
+    await _ask(client, 1)
+    ((request, result, _),) = spy.now
+    provider = OpenAIProvider()
+    without_id = dataclasses.replace(result, request_id="")
+    now = provider.response_now(request, without_id)
+    later = await provider.to_response(request, without_id)
+    assert now is not None
+    assert stainless.same_model(now, later)
+    assert now._request_id is None
+    assert later._request_id is None
+
+
+def test_sync_clients_get_answers_built_at_routing(
+    fake_server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = _Spy(monkeypatch, OpenAIProvider)
+    with (
+        openai.OpenAI(base_url=fake_server.openai_base_url, api_key="k") as sync_client,
+        batchify(**FAST, progress=False),
+        concurrent.futures.ThreadPoolExecutor(4) as pool,
+    ):
+        replies = list(
+            pool.map(
+                lambda i: sync_client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": f"s{i}"}]
+                ),
+                range(8),
+            )
+        )
+    assert all(type(reply) is ChatCompletion for reply in replies)
+    assert [reply.choices[0].message.content for reply in replies] == [
+        f"echo: s{i}" for i in range(8)
+    ]
+    assert len(spy.now) == 8
+    assert spy.later == 0

@@ -15,6 +15,7 @@ import pytest
 from openai.types.chat import ChatCompletion
 
 import batchling
+from batchling import journal
 from batchling.providers import openai_compatible
 from batchling.testing import FakeProviderServer
 from tests.conftest import fast_batchify
@@ -111,6 +112,54 @@ async def test_azure_batches_with_deployment_names_and_unprefixed_urls(
     assert {line["url"] for line in batch.lines} == {"/chat/completions"}
     assert batch.lines[0]["body"]["model"] == "my-gpt4o-deployment"
     assert fake_server.stats.realtime_calls == 0
+
+
+def _azure_client(server: FakeProviderServer) -> openai.AsyncAzureOpenAI:
+    return openai.AsyncAzureOpenAI(
+        azure_endpoint=server.azure_endpoint, api_key="azure-key", api_version="2024-10-21"
+    )
+
+
+def _journaled(batch_id: str) -> journal.Submission:
+    path = journal.resolve_path(True)
+    assert path is not None
+    opened = journal.Journal(path)
+    try:
+        found = opened.find_submission(batch_id)
+    finally:
+        opened.close()
+    assert found is not None
+    return found
+
+
+async def test_an_azure_job_is_journaled_with_its_api_version(
+    fake_server: FakeProviderServer,
+) -> None:
+    async with _azure_client(fake_server) as client, fast_batchify():
+        await ask(client, "v", model="my-gpt4o-deployment")
+    (batch,) = fake_server.batches
+    assert _journaled(batch.id).info == {"azure_api_version": "2024-10-21"}
+
+
+async def test_an_azure_job_found_again_after_a_crash_gets_its_api_version_journaled(
+    fake_server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first run "dies" right after the provider created the job, before its id was
+    # journaled; the re-run finds the job by its tag, and must journal what `describe` keeps
+    # (`batchling batches cancel` needs the API version to reach an Azure job).
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("crashed before the job id was journaled")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(journal.Journal, "mark_submitted", crash)
+        async with _azure_client(fake_server) as client, fast_batchify():
+            with pytest.raises(RuntimeError, match="crashed"):
+                await ask(client, "found again", model="my-gpt4o-deployment")
+    async with _azure_client(fake_server) as client, fast_batchify():
+        reply = await ask(client, "found again", model="my-gpt4o-deployment")
+    assert reply.choices[0].message.content == "echo: found again"
+    (batch,) = fake_server.batches
+    assert _journaled(batch.id).info == {"azure_api_version": "2024-10-21"}
 
 
 async def test_a_declared_host_uses_its_own_profile(fake_server: FakeProviderServer) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -348,3 +349,64 @@ def test_journal_answers_many_requests_at_once_beyond_one_query(cache_dir: Path)
     assert single.result is not None
     assert single.result.body["n"] == 10**30
     store.close()
+
+
+def _broken(*args: object, **kwargs: object) -> None:
+    raise sqlite3.OperationalError("disk I/O error")
+
+
+@pytest.mark.parametrize("method", ["lookup_many", "begin_submission"])
+async def test_a_journal_that_cannot_be_used_before_submitting_fails_callers_and_submits_nothing(
+    fake_server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    monkeypatch.setattr(journal.Journal, method, _broken)
+    async with (
+        openai.AsyncOpenAI(base_url=fake_server.openai_base_url, api_key="k") as client,
+        fast_batchify(),
+    ):
+        outcomes = await asyncio.gather(
+            *(ask(client, f"j{i}") for i in range(3)), return_exceptions=True
+        )
+    assert all(isinstance(outcome, batchling.JournalError) for outcome in outcomes)
+    assert "disk I/O error" in str(outcomes[0])
+    assert "cache=False" in str(outcomes[0])
+    assert fake_server.stats.batches_created == 0
+    assert fake_server.stats.realtime_calls == 0
+
+
+@pytest.mark.parametrize("method", ["mark_submitted", "mark_status", "store_results"])
+async def test_a_journal_write_failing_after_submission_still_answers_every_caller(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, method: str
+) -> None:
+    # The job is paid for: the callers get their answers, and the failure is logged.
+    monkeypatch.setattr(journal.Journal, method, _broken)
+    with FakeProviderServer(batch_delay_seconds=0.3) as server:  # polled while in progress
+        async with (
+            openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k") as client,
+            fast_batchify(),
+        ):
+            replies = await asyncio.gather(*(ask(client, f"w{i}") for i in range(3)))
+        assert server.stats.batches_created == 1
+    assert [reply.choices[0].message.content for reply in replies] == [
+        f"echo: w{i}" for i in range(3)
+    ]
+    assert "could not record" in caplog.text
+    assert "disk I/O error" in caplog.text
+
+
+async def test_an_unexpected_fault_inside_a_job_fails_its_callers_instead_of_hanging(
+    fake_server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug of batchling's own")
+
+    monkeypatch.setattr(journal.Journal, "mark_submitted", crash)
+    async with (
+        openai.AsyncOpenAI(base_url=fake_server.openai_base_url, api_key="k") as client,
+        fast_batchify(),
+    ):
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*(ask(client, f"u{i}") for i in range(3)), return_exceptions=True),
+            timeout=30,
+        )
+    assert [str(outcome) for outcome in outcomes] == ["a bug of batchling's own"] * 3

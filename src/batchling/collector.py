@@ -4,9 +4,10 @@ CPython runs a full collection each time the objects that survived earlier passe
 quarter. Handing 50,000 answers to their callers grows the heap by about a million tracked
 objects (each answer is a tree of SDK models), all of which stay alive, so a collector left on
 walks the whole growing heap several times over and frees nothing. Paused for the duration of
-one synchronous loop, the same growth costs one pass afterwards. No other code of the thread
-runs inside the loop, so nothing else allocates meanwhile (other threads merely see cycles
-freed a little later).
+one synchronous loop, the same growth costs one pass afterwards. No other code of the event
+loop's thread runs inside the loop. The switch is process-wide: other threads keep running
+(the loop releases the GIL now and then) and their cycles are freed a little later; a thread
+that turns the collector off itself meanwhile finds it on again when the loop ends.
 """
 
 from __future__ import annotations

@@ -49,6 +49,11 @@ class BatchSubmissionAbandonedError(BatchlingError):
     """The `batchify()` block ended (by an error) before this request was submitted."""
 
 
+class JournalError(BatchlingError):
+    """batchling could not read or write its journal, so it submitted nothing for the request:
+    it never spends money it could not record."""
+
+
 class DeadlineReachedError(BatchlingError):
     """`batchify(deadline=...)` passed before this request's batch finished."""
 

@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import functools
 import logging
 import secrets
+import sqlite3
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -32,6 +34,7 @@ from batchling.errors import (
     BatchJobError,
     BatchSubmissionAbandonedError,
     DeadlineReachedError,
+    JournalError,
     MissingResultError,
 )
 from batchling.events import Observers
@@ -198,7 +201,15 @@ class Scheduler:
         if not unchecked:
             return
         assert self._journal is not None
-        known = self._journal.lookup_many([entry.custom_id for _, entry in unchecked])
+        try:
+            known = self._journal.lookup_many([entry.custom_id for _, entry in unchecked])
+        except _JOURNAL_FAULTS as exc:
+            error = self._journal_error("read", exc)
+            for _, entry in unchecked:
+                if not entry.future.done():
+                    self._report.failed += 1
+                    entry.future.set_exception(error())
+            return
         for provider, entry in unchecked:
             if not entry.future.done():
                 self._admit(provider, entry, known.get(entry.custom_id))
@@ -324,35 +335,51 @@ class Scheduler:
     async def _submit_and_follow(self, provider: Provider, entries: list[_Entry]) -> None:
         # batchling's own Batch API calls must not be intercepted by its own wrappers.
         with suspended():
-            live = [entry for entry in entries if not entry.future.done()]
-            if live:
-                await self._submit(provider, live)
+            # The job's callers, taken off as they are answered or handed to another job.
+            by_id = {entry.custom_id: entry for entry in entries if not entry.future.done()}
+            if by_id:
+                await self._failing_callers_on_fault(provider, by_id, self._submit(provider, by_id))
 
-    async def _submit(self, provider: Provider, entries: list[_Entry]) -> None:
-        by_id = {entry.custom_id: entry for entry in entries}
-        first = entries[0].request
+    async def _failing_callers_on_fault(
+        self, provider: Provider, by_id: dict[str, _Entry], work: Coroutine[Any, Any, None]
+    ) -> None:
+        """Run a job's `work`; should it fail unexpectedly, its callers get the error instead of
+        waiting forever."""
+        try:
+            await work
+        except Exception as exc:
+            log.error("%s: batchling failed while running a batch job: %r", provider.name, exc,
+                      exc_info=True)  # fmt: skip
+            self._report.failed += _fail_all(by_id, exc)
+
+    async def _submit(self, provider: Provider, by_id: dict[str, _Entry]) -> None:
+        first = next(iter(by_id.values())).request
         submission_id = f"batchling_{secrets.token_hex(12)}"
         journal = self._journal
         if journal is not None:
             # Written before any money is spent: a crash from here on is reconciled on re-run.
-            held = journal.begin_submission(
-                Submission(
-                    submission_id=submission_id,
-                    provider=provider.name,
-                    endpoint=first.endpoint,
-                    model=first.model,
-                    base_url=first.base_url,
-                    client_key=first.client_key,
-                    size=len(by_id),
-                    state=SubmissionState.SUBMITTING,
-                    batch_id=None,
-                    provider_status=None,
-                    info={},
-                    created_at=time.time(),
-                    updated_at=time.time(),
-                ),
-                list(by_id),
-            )
+            try:
+                held = journal.begin_submission(
+                    Submission(
+                        submission_id=submission_id,
+                        provider=provider.name,
+                        endpoint=first.endpoint,
+                        model=first.model,
+                        base_url=first.base_url,
+                        client_key=first.client_key,
+                        size=len(by_id),
+                        state=SubmissionState.SUBMITTING,
+                        batch_id=None,
+                        provider_status=None,
+                        info={},
+                        created_at=time.time(),
+                        updated_at=time.time(),
+                    ),
+                    list(by_id),
+                )
+            except _JOURNAL_FAULTS as exc:
+                self._report.failed += _fail_all(by_id, self._journal_error("write", exc))
+                return
             for custom_id in held:
                 # Claimed meanwhile by another process's submission: follow it instead.
                 entry = by_id.pop(custom_id)
@@ -381,7 +408,12 @@ class Scheduler:
             self._report.failed += _fail_all(by_id, exc)
             return
         if journal is not None:
-            journal.mark_submitted(submission_id, batch.batch_id, provider.describe(batch))
+            self._record(
+                f"batch {batch.batch_id}'s id",
+                lambda: journal.mark_submitted(
+                    submission_id, batch.batch_id, provider.describe(batch)
+                ),
+            )
         self._report.batch_ids.append(batch.batch_id)
         self._report.batched += len(lines)
         key = (provider.name, first.model)  # one queue, one model
@@ -411,6 +443,7 @@ class Scheduler:
             journal = self._journal
             assert journal is not None, "attachments come from the journal"
             batch_id = submission.batch_id
+            found_now = batch_id is None
             try:
                 if batch_id is None:
                     batch_id = await provider.find_submission(
@@ -432,7 +465,13 @@ class Scheduler:
                             if not entry.future.done():
                                 self._queue(provider, entry)
                         return
-                    journal.mark_submitted(submission.submission_id, batch_id, submission.info)
+                    found_id = batch_id
+                    self._record(
+                        f"batch {batch_id}'s id",
+                        lambda: journal.mark_submitted(
+                            submission.submission_id, found_id, submission.info
+                        ),
+                    )
                 batch = dataclasses.replace(
                     provider.reattach(
                         batch_id,
@@ -444,6 +483,16 @@ class Scheduler:
                     endpoint=submission.endpoint,
                     model=submission.model,
                 )
+                if found_now and (info := provider.describe(batch)):
+                    # What `describe` keeps (an API version...) was never journaled for a job
+                    # found again: `batchling batches cancel` needs it as much as a re-run does.
+                    found_id = batch_id
+                    self._record(
+                        f"what batch {batch_id} needs to be reached again",
+                        lambda: journal.mark_submitted(
+                            submission.submission_id, found_id, {**submission.info, **info}
+                        ),
+                    )
             except Exception as exc:
                 attachment.closed = True
                 self._report.failed += _fail_all(attachment.entries, exc)
@@ -454,8 +503,12 @@ class Scheduler:
                 "%s: resuming batch %s from the journal (%d requests of this run in it)",
                 provider.name, batch_id, len(attachment.entries),
             )  # fmt: skip
-            await self._follow(
-                provider, batch, submission.submission_id, attachment.entries, attachment
+            await self._failing_callers_on_fault(
+                provider,
+                attachment.entries,
+                self._follow(
+                    provider, batch, submission.submission_id, attachment.entries, attachment
+                ),
             )
 
     async def _follow(
@@ -483,10 +536,14 @@ class Scheduler:
                 return
         finally:
             self._running.pop(batch.batch_id, None)
-        if self._journal is not None:
-            # Kept before anyone sees them: a crash from here on costs nothing on re-run.
-            self._journal.store_results(submission_id, results)
-            self._journal.mark_ended(submission_id, status.provider_status)
+        if (journal := self._journal) is not None:
+
+            def keep_results() -> None:
+                # Kept before anyone sees them: a crash from here on costs nothing on re-run.
+                journal.store_results(submission_id, results)
+                journal.mark_ended(submission_id, status.provider_status)
+
+            self._record(f"the results of batch {batch.batch_id}", keep_results)
         if attachment is not None:
             attachment.closed = True
         self._events.batch_finished(batch, status)
@@ -517,6 +574,29 @@ class Scheduler:
             entries, lambda: _error_for_unanswered(provider, batch, status)
         )
 
+    def _journal_error(self, doing: str, exc: BaseException) -> Callable[[], JournalError]:
+        """A caller's error for a journal that could not be read or written before submitting."""
+        path = self._journal.path if self._journal is not None else "?"
+        message = (
+            f"batchling could not {doing} its journal at {path} ({type(exc).__name__}: {exc}), "
+            "so it submitted nothing for this request: it never spends money it could not "
+            "record. Free disk space or fix the file's permissions and run again, or pass "
+            "batchify(cache=False) to go without a journal (and without resume)."
+        )
+        return lambda: JournalError(message)
+
+    def _record(self, what: str, write: Callable[[], object]) -> None:
+        """Journal what happened to a job already paid for; should the journal fail, the callers
+        still get their answers (a re-run then asks the provider instead)."""
+        try:
+            write()
+        except _JOURNAL_FAULTS as exc:
+            log.warning(
+                "could not record %s in the journal (%s: %s); the callers still get their "
+                "answers, but a re-run after a crash asks the provider for the job instead",
+                what, type(exc).__name__, exc,
+            )  # fmt: skip
+
     def _may_resubmit(self, entry: _Entry) -> bool:
         return entry.resubmissions < self._settings.resubmit_expired and not self._deadline_passed
 
@@ -526,8 +606,11 @@ class Scheduler:
             "batch (successes are kept)",
             provider.name, batch.batch_id, len(entries),
         )  # fmt: skip
-        if self._journal is not None:
-            self._journal.release(entry.custom_id for entry in entries)
+        if (journal := self._journal) is not None:
+            self._record(
+                f"the release of batch {batch.batch_id}'s unfinished requests",
+                lambda: journal.release(entry.custom_id for entry in entries),
+            )
         for entry in entries:
             entry.resubmissions += 1
             self._queue(provider, entry)
@@ -557,8 +640,13 @@ class Scheduler:
             self._events.batch_polled(batch, status)
             if status.provider_status != last_state:
                 last_state = status.provider_status
-                if self._journal is not None and not status.state.is_terminal:
-                    self._journal.mark_status(submission_id, status.provider_status)
+                if (journal := self._journal) is not None and not status.state.is_terminal:
+                    self._record(
+                        f"batch {batch.batch_id}'s status",
+                        functools.partial(
+                            journal.mark_status, submission_id, status.provider_status
+                        ),
+                    )
                 log.info(
                     "%s: batch %s is %s (%d/%d done)",
                     provider.name, batch.batch_id, status.provider_status,
@@ -728,6 +816,10 @@ def _error_for_unanswered(
         provider=provider.name,
         batch_id=batch.batch_id,
     )
+
+
+_JOURNAL_FAULTS = (sqlite3.Error, OSError)
+"""What a journal that cannot be read or written raises (a full disk, a locked or broken file)."""
 
 
 def _fail_all(

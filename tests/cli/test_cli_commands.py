@@ -199,7 +199,7 @@ async def test_batches_cancel_names_the_azure_key_variables(
         "batches", "cancel", batch_id, env={**AZURE_ENV_CLEARED, "OPENAI_API_KEY": KEY}
     )
     assert result.returncode == 1
-    assert "AZURE_OPENAI_API_KEY or AZURE_OPENAI_AD_TOKEN is not set" in result.stderr
+    assert "AZURE_OPENAI_AD_TOKEN or AZURE_OPENAI_API_KEY is not set" in result.stderr
     assert "Traceback" not in result.stderr
     assert slow_server.batches[0].status == "in_progress"
 
@@ -284,3 +284,31 @@ def test_plugins_blocked_by_the_environment_are_listed_as_blocked() -> None:
     assert "echo  [" not in result.stdout
     assert "mistral  [" not in result.stdout
     assert "blocked by BATCHLING_DISABLE_PLUGINS: mistral, echo, echo_observer" in result.stdout
+
+
+async def test_an_azure_job_client_prefers_the_entra_id_token_as_azure_openai_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    provider = get_providers()["openai"]
+    base_url = "https://example-resource.openai.azure.com/openai/"
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("AZURE_OPENAI_AD_TOKEN", "entra-token")
+    client = provider.client_for_job(base_url, {"azure_api_version": "2024-10-21"})
+    assert isinstance(client, openai.AsyncAzureOpenAI)
+    assert client._azure_ad_token == "entra-token"
+    await client.close()
+    monkeypatch.delenv("AZURE_OPENAI_AD_TOKEN")
+    client = provider.client_for_job(base_url, {"azure_api_version": "2024-10-21"})
+    assert client.api_key == KEY
+    assert client._azure_ad_token is None
+    await client.close()
+
+
+async def test_the_gemini_client_for_jobs_names_its_key_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    provider = get_providers()["gemini"]
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    with pytest.raises(MissingAPIKeyError, match="GOOGLE_API_KEY or GEMINI_API_KEY is not set"):
+        provider.default_client("http://127.0.0.1:9")

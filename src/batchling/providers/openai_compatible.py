@@ -141,8 +141,8 @@ AZURE = OpenAICompatibleHost(
     endpoints=frozenset({"/chat/completions", "/responses", "/embeddings", "/completions"}),
     line_url_prefix="",
     max_requests_per_batch=100_000,
-    # What `AzureOpenAI` reads itself: a key, or a Microsoft Entra ID token.
-    api_key_env=("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN"),
+    # What `AzureOpenAI` reads itself, in its order: a Microsoft Entra ID token wins over a key.
+    api_key_env=("AZURE_OPENAI_AD_TOKEN", "AZURE_OPENAI_API_KEY"),
 )
 TOGETHER = OpenAICompatibleHost(
     "together",
@@ -181,13 +181,6 @@ def unregister_openai_compatible_host(host: OpenAICompatibleHost) -> None:
         if host in _registered:
             _registered.remove(host)
         _resolved.clear()
-
-
-def host_named(name: str) -> OpenAICompatibleHost | None:
-    """The profile called `name` (a registered one before a built-in), if there is one."""
-    with _lock:
-        candidates = [*_registered, *_BUILT_IN, GENERIC]
-    return next((host for host in candidates if host.name == name), None)
 
 
 def host_for(base_url: str, *, azure_client: bool = False) -> OpenAICompatibleHost:
