@@ -341,13 +341,19 @@ class Scheduler:
                 await self._failing_callers_on_fault(provider, by_id, self._submit(provider, by_id))
 
     async def _failing_callers_on_fault(
-        self, provider: Provider, by_id: dict[str, _Entry], work: Coroutine[Any, Any, None]
+        self,
+        provider: Provider,
+        by_id: dict[str, _Entry],
+        work: Coroutine[Any, Any, None],
+        attachment: _Attachment | None = None,
     ) -> None:
         """Run a job's `work`; should it fail unexpectedly, its callers get the error instead of
-        waiting forever."""
+        waiting forever (and later requests of the job attach to it afresh)."""
         try:
             await work
         except Exception as exc:
+            if attachment is not None:
+                attachment.closed = True
             log.error("%s: batchling failed while running a batch job: %r", provider.name, exc,
                       exc_info=True)  # fmt: skip
             self._report.failed += _fail_all(by_id, exc)
@@ -509,6 +515,7 @@ class Scheduler:
                 self._follow(
                     provider, batch, submission.submission_id, attachment.entries, attachment
                 ),
+                attachment,
             )
 
     async def _follow(
