@@ -410,3 +410,20 @@ async def test_an_unexpected_fault_inside_a_job_fails_its_callers_instead_of_han
             timeout=30,
         )
     assert [str(outcome) for outcome in outcomes] == ["a bug of batchling's own"] * 3
+
+
+async def test_a_journal_that_cannot_be_opened_is_a_clear_error_at_the_block(
+    fake_server: FakeProviderServer, tmp_path: Path
+) -> None:
+    not_a_directory = tmp_path / "a-file"
+    not_a_directory.write_text("")
+    with pytest.raises(batchling.JournalError, match=r"cannot open its journal.*cache=False"):
+        async with fast_batchify(cache=not_a_directory / "cache"):
+            pass
+    # Nothing was left half-entered: the next block works.
+    async with (
+        openai.AsyncOpenAI(base_url=fake_server.openai_base_url, api_key="k") as client,
+        fast_batchify(),
+    ):
+        reply = await ask(client, "after")
+    assert reply.choices[0].message.content == "echo: after"

@@ -8,6 +8,7 @@ import datetime
 import logging
 import os
 import re
+import sqlite3
 import threading
 import time
 import warnings
@@ -17,7 +18,12 @@ from typing import Any
 
 from batchling import display, journal, patching
 from batchling.dryrun import DryRunFinished, DryRunPlan
-from batchling.errors import DeadlineReachedError, NotBatchableError, NotBatchedWarning
+from batchling.errors import (
+    DeadlineReachedError,
+    JournalError,
+    NotBatchableError,
+    NotBatchedWarning,
+)
 from batchling.events import Observers, RunObserver
 from batchling.journal import Journal
 from batchling.plugins import get_providers
@@ -233,6 +239,8 @@ class Batchify:
                 "This batchify() context is already active; call batchify() again for another "
                 "block."
             )
+        path = journal.resolve_path(self._cache)
+        opened = _open_journal(path) if path is not None else None
         providers = get_providers()
         patching.install(providers.values())
         self._active = True
@@ -240,8 +248,7 @@ class Batchify:
         self.plan = DryRunPlan(batch_size=self._settings.batch_size) if self._dry_run else None
         self._warned = set()
         self._states = {}
-        path = journal.resolve_path(self._cache)
-        self._journal = journal.Journal(path) if path is not None else None
+        self._journal = opened
         self._scheduler_settings = dataclasses.replace(
             self._settings, deadline=_deadline_time(self._deadline)
         )
@@ -559,3 +566,15 @@ def _deadline_time(
     if isinstance(deadline, datetime.timedelta):
         return time.time() + deadline.total_seconds()
     return time.time() + float(deadline)
+
+
+def _open_journal(path: Any) -> Journal:
+    """The journal at `path`, or a `JournalError` that says what to do."""
+    try:
+        return Journal(path)
+    except (sqlite3.Error, OSError) as exc:
+        raise JournalError(
+            f"batchling cannot open its journal at {path} ({type(exc).__name__}: {exc}). Pass "
+            "batchify(cache=DIR) with a writable directory, or cache=False to go without a "
+            "journal (and without resume)."
+        ) from exc
