@@ -478,11 +478,10 @@ async def test_cancel_on_exit_cancels_the_running_job() -> None:
     with FakeProviderServer(batch_delay_seconds=30) as server:
         async with Mistral(api_key=KEY, server_url=server.mistral_base_url) as client:
             with pytest.raises(RuntimeError):
-                async with fast_batchify(cancel_on_exit=True):
+                async with fast_batchify(cancel_on_exit=True) as ctx:
                     task = asyncio.create_task(ask(client, "cancel me"))
-                    while server.stats.batches_created == 0:
+                    while not ctx.report.batch_ids:  # running once batchling has its id
                         await asyncio.sleep(0.01)
-                    await asyncio.sleep(0.05)
                     raise RuntimeError("stop")
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -369,9 +369,11 @@ async def test_cancel_on_exit_cancels_the_running_together_job() -> None:
     with FakeProviderServer(batch_delay_seconds=30) as server, together_profile(server):
         async with openai.AsyncOpenAI(base_url=server.together_base_url, api_key=KEY) as client:
             with pytest.raises(RuntimeError, match="stop"):
-                async with fast_batchify(cancel_on_exit=True):
+                async with fast_batchify(cancel_on_exit=True) as ctx:
                     task = asyncio.create_task(ask(client, "never mind"))
-                    while server.stats.batches_created == 0:
+                    # Running once batchling has the job's id (not merely once the server made
+                    # it: a job whose creation is still in flight at exit is left to a re-run).
+                    while not ctx.report.batch_ids:
                         await asyncio.sleep(0.01)
                     raise RuntimeError("stop")
             task.cancel()
