@@ -34,9 +34,12 @@ import sys
 import typing
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic
+
+if TYPE_CHECKING:
+    from batchling.provider import BatchRequest, LineResult
 
 # Headers that say nothing about where or as whom a request is sent. Every other header the SDK
 # would send (auth, organization, project, versions, betas, user-set headers) is identity.
@@ -403,16 +406,21 @@ async def respond(
     return await _sdk_response(client, call, status_code, body, headers)
 
 
-def respond_now(call: PreparedCall, status_code: int, body: Any, request_id: str | None) -> Any:
-    """`respond`'s answer when it is a plain model the SDK's type validates (built without
-    awaiting, for `RespondsAtOnce.response_now`); else `None`.
+def respond_now(request: BatchRequest, result: LineResult) -> Any:
+    """`respond`'s answer to a Stainless provider's line when it is a plain model the SDK's type
+    validates (built without awaiting: `RespondsAtOnce.response_now`); else `None`.
 
     `None` too while `VERIFY_FAST_PATHS` is on: `respond` then builds the answer and checks it
     against the SDK's.
     """
-    if VERIFY_FAST_PATHS or not call.validate_directly or not 200 <= status_code < 300:
+    call: PreparedCall = request.call
+    status_code = result.status_code
+    if VERIFY_FAST_PATHS or not call.validate_directly or status_code is None:
         return None
-    return _validate(call.cast_to, body, request_id)
+    if not 200 <= status_code < 300:
+        return None
+    # An empty request id is no header to the SDK: `_request_id` is then None.
+    return _validate(call.cast_to, result.body, result.request_id or None)
 
 
 def _validate(cast_to: Any, body: Any, request_id: str | None) -> Any:

@@ -299,11 +299,7 @@ class AnthropicProvider:
         )
 
     def response_now(self, request: BatchRequest, result: LineResult) -> Any:
-        if result.status_code is None:
-            return None
-        # An empty request id is no header to the SDK: `_request_id` is then None.
-        return stainless.respond_now(request.call, result.status_code, result.body,
-                                     result.request_id or None)  # fmt: skip
+        return stainless.respond_now(request, result)
 
     async def cancel(self, batch: SubmittedBatch) -> None:
         job: _Job = batch.handle
