@@ -8,7 +8,6 @@ import datetime
 import logging
 import os
 import re
-import sqlite3
 import threading
 import time
 import warnings
@@ -572,7 +571,7 @@ def _open_journal(path: Any) -> Journal:
     """The journal at `path`, or a `JournalError` that says what to do."""
     try:
         return Journal(path)
-    except (sqlite3.Error, OSError) as exc:
+    except journal.FAULTS as exc:
         raise JournalError(
             f"batchling cannot open its journal at {path} ({type(exc).__name__}: {exc}). Pass "
             "batchify(cache=DIR) with a writable directory, or cache=False to go without a "

@@ -34,6 +34,9 @@ CACHE_DIR_ENV = "BATCHLING_CACHE_DIR"
 FILE_NAME = "journal.sqlite3"
 RETENTION_SECONDS = 30 * 24 * 3600
 """Entries older than this are dropped: the providers keep batch files about as long."""
+FAULTS = (sqlite3.Error, OSError)
+"""What a journal that cannot be opened, read or written raises (a full disk, a path that is no
+directory, a locked or broken file)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS submissions (

@@ -20,7 +20,6 @@ import dataclasses
 import functools
 import logging
 import secrets
-import sqlite3
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -38,6 +37,7 @@ from batchling.errors import (
     MissingResultError,
 )
 from batchling.events import Observers
+from batchling.journal import FAULTS as JOURNAL_FAULTS
 from batchling.journal import Entry, Journal, Submission, SubmissionState
 from batchling.patching import suspended
 from batchling.provider import (
@@ -203,12 +203,9 @@ class Scheduler:
         assert self._journal is not None
         try:
             known = self._journal.lookup_many([entry.custom_id for _, entry in unchecked])
-        except _JOURNAL_FAULTS as exc:
-            error = self._journal_error("read", exc)
-            for _, entry in unchecked:
-                if not entry.future.done():
-                    self._report.failed += 1
-                    entry.future.set_exception(error())
+        except JOURNAL_FAULTS as exc:
+            waiting = {entry.custom_id: entry for _, entry in unchecked}
+            self._report.failed += _fail_all(waiting, self._journal_error("read", exc))
             return
         for provider, entry in unchecked:
             if not entry.future.done():
@@ -383,7 +380,7 @@ class Scheduler:
                     ),
                     list(by_id),
                 )
-            except _JOURNAL_FAULTS as exc:
+            except JOURNAL_FAULTS as exc:
                 self._report.failed += _fail_all(by_id, self._journal_error("write", exc))
                 return
             for custom_id in held:
@@ -449,7 +446,6 @@ class Scheduler:
             journal = self._journal
             assert journal is not None, "attachments come from the journal"
             batch_id = submission.batch_id
-            found_now = batch_id is None
             try:
                 if batch_id is None:
                     batch_id = await provider.find_submission(
@@ -471,13 +467,6 @@ class Scheduler:
                             if not entry.future.done():
                                 self._queue(provider, entry)
                         return
-                    found_id = batch_id
-                    self._record(
-                        f"batch {batch_id}'s id",
-                        lambda: journal.mark_submitted(
-                            submission.submission_id, found_id, submission.info
-                        ),
-                    )
                 batch = dataclasses.replace(
                     provider.reattach(
                         batch_id,
@@ -489,14 +478,14 @@ class Scheduler:
                     endpoint=submission.endpoint,
                     model=submission.model,
                 )
-                if found_now and (info := provider.describe(batch)):
-                    # What `describe` keeps (an API version...) was never journaled for a job
-                    # found again: `batchling batches cancel` needs it as much as a re-run does.
-                    found_id = batch_id
+                if submission.batch_id is None:
+                    # Found again: its id, and what `describe` keeps (an API version...), which
+                    # `batchling batches cancel` needs as much as a re-run does.
+                    info = {**submission.info, **provider.describe(batch)}
                     self._record(
-                        f"what batch {batch_id} needs to be reached again",
+                        f"batch {batch.batch_id}'s id",
                         lambda: journal.mark_submitted(
-                            submission.submission_id, found_id, {**submission.info, **info}
+                            submission.submission_id, batch.batch_id, info
                         ),
                     )
             except Exception as exc:
@@ -597,7 +586,7 @@ class Scheduler:
         still get their answers (a re-run then asks the provider instead)."""
         try:
             write()
-        except _JOURNAL_FAULTS as exc:
+        except JOURNAL_FAULTS as exc:
             log.warning(
                 "could not record %s in the journal (%s: %s); the callers still get their "
                 "answers, but a re-run after a crash asks the provider for the job instead",
@@ -823,10 +812,6 @@ def _error_for_unanswered(
         provider=provider.name,
         batch_id=batch.batch_id,
     )
-
-
-_JOURNAL_FAULTS = (sqlite3.Error, OSError)
-"""What a journal that cannot be read or written raises (a full disk, a locked or broken file)."""
 
 
 def _fail_all(
