@@ -16,7 +16,7 @@ import pytest
 from google import genai
 from google.genai import types as genai_types
 
-from batchling import batchify
+from batchling import batchify, journal
 from batchling.testing import FakeProviderServer
 
 # Short windows and polls keep the suite fast; the behaviour is the same as with the defaults.
@@ -26,6 +26,17 @@ FAST = {"batch_window_seconds": 0.05, "poll_interval_seconds": 0.01}
 def fast_batchify(**overrides: Any) -> Any:
     """`batchify()` with test-speed timing."""
     return batchify(**{**FAST, **overrides})
+
+
+def journaled_submission(batch_id: str) -> journal.Submission | None:
+    """What the test's journal (`$BATCHLING_CACHE_DIR`) holds for a provider job."""
+    path = journal.resolve_path(True)
+    assert path is not None
+    opened = journal.Journal(path)
+    try:
+        return opened.find_submission(batch_id)
+    finally:
+        opened.close()
 
 
 @pytest.fixture(autouse=True)

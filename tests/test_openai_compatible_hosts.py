@@ -18,7 +18,7 @@ import batchling
 from batchling import journal
 from batchling.providers import openai_compatible
 from batchling.testing import FakeProviderServer
-from tests.conftest import fast_batchify
+from tests.conftest import fast_batchify, journaled_submission
 
 
 @pytest.fixture
@@ -121,13 +121,7 @@ def _azure_client(server: FakeProviderServer) -> openai.AsyncAzureOpenAI:
 
 
 def _journaled(batch_id: str) -> journal.Submission:
-    path = journal.resolve_path(True)
-    assert path is not None
-    opened = journal.Journal(path)
-    try:
-        found = opened.find_submission(batch_id)
-    finally:
-        opened.close()
+    found = journaled_submission(batch_id)
     assert found is not None
     return found
 

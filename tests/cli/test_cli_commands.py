@@ -16,7 +16,7 @@ from batchling.api_keys import MissingAPIKeyError
 from batchling.plugins import get_providers
 from batchling.testing import FakeProviderServer
 from tests.cli.support import FAST, batchling, script
-from tests.conftest import fast_batchify
+from tests.conftest import fast_batchify, journaled_submission
 
 KEY = "sk-cli-cancel"
 
@@ -97,13 +97,7 @@ def journaled_as_running(server: FakeProviderServer) -> bool:
     """Whether the job the server created is in the journal with its id (as `running`)."""
     if not server.batches:
         return False
-    path = journal.resolve_path(True)
-    assert path is not None
-    opened = journal.Journal(path)
-    try:
-        found = opened.find_submission(server.batches[0].id)
-    finally:
-        opened.close()
+    found = journaled_submission(server.batches[0].id)
     return found is not None and found.state is journal.SubmissionState.RUNNING
 
 
