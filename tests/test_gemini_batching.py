@@ -8,8 +8,11 @@ import pydantic
 import pytest
 from google import genai
 from google.genai import errors, types
+from google.genai import models as google_models
 
 import batchling
+from batchling import stainless
+from batchling.providers import google_genai_parts
 from batchling.testing import FakeProviderServer
 from tests.conftest import fast_batchify
 
@@ -182,3 +185,87 @@ async def test_expired_job_without_output_is_submitted_once_more(
     # Gemini returns nothing for an expired job: every line goes again once, then gives up.
     assert fake_server.stats.provider("gemini").lines_per_batch == [3, 3]
     assert all(isinstance(result, batchling.BatchExpiredError) for result in results)
+
+
+async def test_mixed_parts_reach_the_batch_as_the_sdk_writes_them_in_real_time(
+    gemini_client: genai.Client, fake_server: FakeProviderServer
+) -> None:
+    # Text-only parts are written by batchling's shortcut, the others by the SDK's converter.
+    contents = [
+        types.Content(role="user", parts=[types.Part(text="plain"), types.Part(text="two")]),
+        types.Content(role="model", parts=[types.Part(text="a thought", thought=True)]),
+        types.Content(
+            role="user",
+            parts=[
+                types.Part.from_bytes(data=b"\x89PNG", mime_type="image/png"),
+                types.Part(text="after an image"),
+            ],
+        ),
+        {"role": "user", "parts": [{"text": "from a dict"}]},
+    ]
+    await gemini_client.aio.models.generate_content(model=MODEL, contents=contents)
+    live_body = fake_server.received_bodies[-1]
+    async with fast_batchify():
+        await gemini_client.aio.models.generate_content(model=MODEL, contents=contents)
+    line = fake_server.batches[0].lines[0]
+    assert line["request"] == live_body
+    assert line["request"]["contents"][1]["parts"] == [{"text": "a thought", "thought": True}]
+    assert "inlineData" in line["request"]["contents"][2]["parts"][0]
+
+
+def test_text_parts_skip_the_sdk_converter_and_other_parts_do_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stainless, "VERIFY_FAST_PATHS", False)
+    seen: list[object] = []
+
+    def sdk_converter(part: types.Part) -> dict[str, object]:
+        seen.append(part)
+        return google_models._Part_to_mldev(part)
+
+    parts = google_genai_parts.TextParts()
+    assert parts.to_mldev(sdk_converter, (types.Part(text="hi"),), {}) == {"text": "hi"}
+    assert len(seen) == 1  # the one-time probe, not the part itself
+    assert seen[0] != types.Part(text="hi")
+
+    class MyPart(types.Part):
+        pass
+
+    untouched = [
+        types.Part(text="hi", thought=True),
+        types.Part(text=None),
+        types.Part.from_function_call(name="f", args={}),
+        MyPart(text="subclass"),
+    ]
+    for part in untouched:
+        assert parts.to_mldev(sdk_converter, (part,), {}) == google_models._Part_to_mldev(part)
+    assert seen[1:] == untouched
+    changed = types.Part(text="hi")
+    changed.thought = True  # set after construction
+    assert parts.to_mldev(sdk_converter, (changed,), {}) == {"text": "hi", "thought": True}
+
+
+def test_a_converter_that_writes_more_for_a_text_part_turns_the_shortcut_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stainless, "VERIFY_FAST_PATHS", False)
+
+    def newer_sdk_converter(part: types.Part) -> dict[str, object]:
+        return {**google_models._Part_to_mldev(part), "partMetadata": {}}
+
+    parts = google_genai_parts.TextParts()
+    for _ in range(2):
+        answer = parts.to_mldev(newer_sdk_converter, (types.Part(text="hi"),), {})
+        assert answer == {"text": "hi", "partMetadata": {}}
+
+
+async def test_the_text_part_shortcut_is_checked_against_the_sdk_in_the_tests() -> None:
+    # conftest sets BATCHLING_VERIFY_FAST_PATHS=1: a shortcut that disagrees fails loudly.
+    assert stainless.VERIFY_FAST_PATHS
+    parts = google_genai_parts.TextParts()
+    with pytest.raises(AssertionError, match="differs from the SDK's"):
+        parts.to_mldev(
+            lambda part: {"text": part.text} if part.text == "batchling" else {"text": "x"},
+            (types.Part(text="hi"),),
+            {},
+        )

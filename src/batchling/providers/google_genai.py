@@ -21,7 +21,7 @@ import dataclasses
 import io
 import json
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from google.genai import errors, types
@@ -39,8 +39,8 @@ from batchling.provider import (
     Outcome,
     PatchTarget,
     SubmittedBatch,
-    WithoutHookTargets,
 )
+from batchling.providers import google_genai_parts
 
 REQUEST_TARGET = PatchTarget("google.genai._api_client", "BaseApiClient.async_request")
 STREAM_TARGET = PatchTarget("google.genai._api_client", "BaseApiClient.async_request_streamed")
@@ -157,7 +157,7 @@ def _identity_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
     )
 
 
-class GoogleGenAIProvider(WithoutHookTargets):
+class GoogleGenAIProvider:
     """Batches `google-genai` async model calls through the Gemini Batch API."""
 
     name = "gemini"
@@ -166,9 +166,25 @@ class GoogleGenAIProvider(WithoutHookTargets):
         STREAM_TARGET,
         SYNC_REQUEST_TARGET,
         SYNC_STREAM_TARGET,
+        google_genai_parts.TARGET,
     )
     max_requests_per_batch = 100_000
     max_bytes_per_batch = 2_000_000_000
+
+    def __init__(self) -> None:
+        self._text_parts = google_genai_parts.TextParts()
+
+    def hook(
+        self,
+        target: PatchTarget,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """Inside `batchify()`, a text-only part's wire form is written directly (see
+        `batchling.providers.google_genai_parts`)."""
+        return self._text_parts.to_mldev(wrapped, args, kwargs)
 
     async def to_request(
         self, target: PatchTarget, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -204,10 +220,9 @@ class GoogleGenAIProvider(WithoutHookTargets):
                 "batch line cannot carry.",
             )
         # Build on a copy: the SDK's request builder deletes and merges keys in place.
-        body_copy = json.loads(json.dumps(request_dict))
+        body_copy = json_codec.loads(json_codec.dumps(request_dict))
         http_request = instance._build_request(method, path, body_copy, None)
         body: dict[str, Any] = http_request.data
-        raw = json.dumps(body, separators=(",", ":"))
         prefix = http_request.url[: http_request.url.find(match.group("model"))]
         model_path = match.group("model")
         return BatchRequest(
@@ -216,7 +231,7 @@ class GoogleGenAIProvider(WithoutHookTargets):
             endpoint=ENDPOINT,
             model=model_path.split("/", 1)[1],
             body=body,
-            size_bytes=len(raw) + 80,
+            size_bytes=len(json_codec.dumps(body)) + 80,
             request_hash=stainless.digest(self.name, ENDPOINT, model_path, prefix, body),
             base_url=str(instance._http_options.base_url or ""),
             client=instance,
@@ -318,7 +333,7 @@ class GoogleGenAIProvider(WithoutHookTargets):
         status_code = result.status_code or 500
         if status_code >= 400:
             errors.APIError.raise_error(status_code, result.body, None)
-        return types.HttpResponse(headers={}, body=json.dumps(result.body))
+        return types.HttpResponse(headers={}, body=json_codec.dumps(result.body).decode())
 
     async def cancel(self, batch: SubmittedBatch) -> None:
         job: _Job = batch.handle
