@@ -18,9 +18,10 @@ import pytest
 from openai.types.chat import ChatCompletion
 
 import batchling
-from batchling import journal
+from batchling import journal, scheduler
+from batchling.providers import openai as openai_provider
 from batchling.testing import FakeProviderServer
-from tests.conftest import fast_batchify
+from tests.conftest import fast_batchify, journaled_submission
 
 PROGRAM = Path(__file__).parent / "programs" / "resume_program.py"
 
@@ -262,6 +263,78 @@ async def test_cancel_on_exit_cancels_running_jobs() -> None:
                     raise RuntimeError("stop")
             task.cancel()
         assert server.batches[0].status in ("cancelling", "cancelled")
+
+
+def _slow_to_learn_the_id(monkeypatch: pytest.MonkeyPatch, delay: float) -> None:
+    """The OpenAI provider's create returns `delay` s after the job exists at the server."""
+    real_submit = openai_provider.OpenAIProvider.submit
+
+    async def submit(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        batch = await real_submit(self, *args, **kwargs)
+        await asyncio.sleep(delay)
+        return batch
+
+    monkeypatch.setattr(openai_provider.OpenAIProvider, "submit", submit)
+
+
+async def test_cancel_on_exit_cancels_a_job_whose_creation_is_in_flight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _slow_to_learn_the_id(monkeypatch, 0.5)
+    with FakeProviderServer(batch_delay_seconds=30) as server:
+        async with openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k") as client:
+            with pytest.raises(RuntimeError):
+                async with fast_batchify(cancel_on_exit=True) as ctx:
+                    task = asyncio.create_task(ask(client, "cancel me while created"))
+                    while server.stats.batches_created == 0:
+                        await asyncio.sleep(0.01)
+                    assert not ctx.report.batch_ids  # batchling does not know its id yet
+                    raise RuntimeError("stop")
+            task.cancel()
+        batch = server.batches[0]
+        assert batch.status in ("cancelling", "cancelled")
+        submission = journaled_submission(batch.id)
+        assert submission is not None  # journaled with its id: `batchling batches` sees it
+
+
+async def test_a_creation_in_flight_that_outlasts_the_grace_is_looked_up_and_cancelled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _slow_to_learn_the_id(monkeypatch, 60)
+    monkeypatch.setattr(scheduler, "CREATION_GRACE_SECONDS", 0.2)
+    with FakeProviderServer(batch_delay_seconds=30) as server:
+        async with openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k") as client:
+            with pytest.raises(RuntimeError):
+                async with fast_batchify(cancel_on_exit=True):
+                    task = asyncio.create_task(ask(client, "found and cancelled"))
+                    while server.stats.batches_created == 0:
+                        await asyncio.sleep(0.01)
+                    raise RuntimeError("stop")
+            task.cancel()
+        batch = server.batches[0]
+        assert batch.status in ("cancelling", "cancelled")
+        assert journaled_submission(batch.id) is not None
+
+
+async def test_without_cancel_on_exit_a_creation_in_flight_is_left_to_the_journal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _slow_to_learn_the_id(monkeypatch, 0.5)
+    with FakeProviderServer(batch_delay_seconds=0.5) as server:
+        async with openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k") as client:
+            with pytest.raises(RuntimeError):
+                async with fast_batchify():
+                    task = asyncio.create_task(ask(client, "left running"))
+                    while server.stats.batches_created == 0:
+                        await asyncio.sleep(0.01)
+                    raise RuntimeError("stop")
+            task.cancel()
+            assert server.batches[0].status not in ("cancelling", "cancelled")
+            async with fast_batchify() as ctx:  # a re-run finds the job and pays nothing more
+                reply = await ask(client, "left running")
+        assert reply.choices[0].message.content == "echo: left running"
+        assert server.stats.batches_created == 1
+        assert ctx.report.resumed_batch_ids == [server.batches[0].id]
 
 
 async def test_resume_works_for_anthropic_and_gemini_too(

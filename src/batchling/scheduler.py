@@ -59,6 +59,9 @@ MAX_POLL_INTERVAL_SECONDS = 120.0
 """Polling backs off to at most this, so a 24 h job is polled hundreds of times, not thousands."""
 TRANSIENT_RETRIES = 8
 """How many times a transient failure reading results is retried before callers get the error."""
+CREATION_GRACE_SECONDS = 30.0
+"""With `cancel_on_exit`, how long a block that ends waits for a job still being created (its
+upload and create call) to get an id it can cancel, before looking the job up instead."""
 
 QueueKey = tuple[str, str, str, str]
 
@@ -106,6 +109,17 @@ class _Queue:
     timer: asyncio.TimerHandle | None = None
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Creation:
+    """A job being created at the provider (`Provider.submit` in flight)."""
+
+    provider: Provider
+    submission_id: str
+    lines: list[BatchLine]
+    started_at: float
+    task: asyncio.Task[SubmittedBatch]
+
+
 @dataclasses.dataclass(slots=True)
 class _Attachment:
     """Requests of this run waiting on a job an earlier run (or process) submitted."""
@@ -138,6 +152,7 @@ class Scheduler:
         self._queues: dict[QueueKey, _Queue] = {}
         self._jobs: set[asyncio.Task[None]] = set()
         self._running: dict[str, SubmittedBatch] = {}
+        self._creations: dict[str, _Creation] = {}
         self._providers_of_running: dict[str, Provider] = {}
         self._attachments: dict[str, _Attachment] = {}
         self._occurrences: collections.Counter[str] = collections.Counter()
@@ -317,15 +332,86 @@ class Scheduler:
                 )
         self._queues.clear()
         left = self.running_batches
+        creations = list(self._creations.values())
         for job in list(self._jobs):
             job.cancel()
         if self._jobs:
             await asyncio.gather(*self._jobs, return_exceptions=True)
-        if self._settings.cancel_on_exit:
-            with suspended():
-                for batch in left:
-                    await self._cancel_quietly(self._providers_of_running[batch.batch_id], batch)
+        if not self._settings.cancel_on_exit:
+            # Left to the journal: a re-run looks each one up (`find_submission`) and follows it.
+            for creation in creations:
+                creation.task.cancel()
+            return left
+        with suspended():
+            for batch in left:
+                await self._cancel_quietly(self._providers_of_running[batch.batch_id], batch)
+            for creation in creations:
+                created = await self._created_anyway(creation)
+                if created is not None:
+                    await self._cancel_quietly(creation.provider, created)
+                    left.append(created)
         return left
+
+    async def _created_anyway(self, creation: _Creation) -> SubmittedBatch | None:
+        """The job a creation in flight when the block ended made, so it can be cancelled:
+        the creation is given `CREATION_GRACE_SECONDS` to finish, then looked up."""
+        provider, submission_id = creation.provider, creation.submission_id
+        if not creation.task.done():
+            log.warning(
+                "%s: waiting up to %.0f s for batch %s, being created as the block ended, so "
+                "it can be cancelled",
+                provider.name, CREATION_GRACE_SECONDS, submission_id,
+            )  # fmt: skip
+            await asyncio.wait([creation.task], timeout=CREATION_GRACE_SECONDS)
+        batch: SubmittedBatch | None
+        try:
+            if creation.task.done():
+                batch = creation.task.result()
+            else:
+                creation.task.cancel()
+                batch = await self._look_up(creation)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            refused = creation.task.done() and creation.task.exception() is exc
+            if refused and self._journal is not None and not provider.is_transient(exc):
+                self._journal.abandon(submission_id)  # refused for sure: nothing was created
+                return None
+            log.warning(
+                "%s: batch %s, being created as the block ended, could not be cancelled (a "
+                "re-run looks it up and follows it): %s",
+                provider.name, submission_id, exc,
+            )  # fmt: skip
+            return None
+        if batch is not None and (journal := self._journal) is not None:
+            found = batch
+            self._record(
+                f"batch {found.batch_id}'s id",
+                lambda: journal.mark_submitted(
+                    submission_id, found.batch_id, provider.describe(found)
+                ),
+            )
+        return batch
+
+    async def _look_up(self, creation: _Creation) -> SubmittedBatch | None:
+        """The job an unfinished creation made, if the provider lists one."""
+        template = creation.lines[0].request
+        batch_id = await creation.provider.find_submission(
+            creation.submission_id,
+            client=template.client,
+            template=template,
+            size=len(creation.lines),
+            since=creation.started_at,
+        )
+        if batch_id is None:
+            return None
+        return creation.provider.reattach(
+            batch_id,
+            {},
+            client=template.client,
+            template=template,
+            custom_ids=[line.custom_id for line in creation.lines],
+        )
 
     # -- jobs ------------------------------------------------------------------------------
 
@@ -392,12 +478,24 @@ class Scheduler:
             if not by_id:
                 return
         lines = [BatchLine(entry.custom_id, entry.request) for entry in by_id.values()]
+        # Its own task, shielded: a block that ends while it runs can still learn the job's id
+        # (and cancel the job, with `cancel_on_exit`); see `abandon`.
+        creation = _Creation(
+            provider,
+            submission_id,
+            lines,
+            time.time(),
+            asyncio.ensure_future(
+                provider.submit(
+                    lines,
+                    completion_window=self._settings.completion_window,
+                    submission_id=submission_id,
+                )
+            ),
+        )
+        self._creations[submission_id] = creation
         try:
-            batch = await provider.submit(
-                lines,
-                completion_window=self._settings.completion_window,
-                submission_id=submission_id,
-            )
+            batch = await asyncio.shield(creation.task)
         except Exception as exc:
             if journal is not None and not provider.is_transient(exc):
                 # The provider refused for sure: nothing was created or paid for.
@@ -410,6 +508,8 @@ class Scheduler:
             )  # fmt: skip
             self._report.failed += _fail_all(by_id, exc)
             return
+        finally:
+            self._creations.pop(submission_id, None)
         if journal is not None:
             self._record(
                 f"batch {batch.batch_id}'s id",
