@@ -430,12 +430,32 @@ def _validate(cast_to: Any, body: Any, request_id: str | None) -> Any:
         # Not what the SDK's types expect: the SDK's lenient construction decides.
         return None
     _unset_extras(model)
-    if model.__pydantic_private__ is None and "_request_id" in type(model).__private_attributes__:
-        # What the SDK's `add_request_id` leaves, without pydantic's attribute machinery.
+    # What the SDK's `add_request_id` (`model._request_id = ...`) leaves, without pydantic's
+    # attribute machinery where it provably does the same.
+    model_type = type(model)
+    if _request_id_is_plain_attribute(model_type):
+        object.__setattr__(model, "_request_id", request_id)
+    elif model.__pydantic_private__ is None and "_request_id" in model_type.__private_attributes__:
         object.__setattr__(model, "__pydantic_private__", {"_request_id": request_id})
     else:
         model._request_id = request_id
     return model
+
+
+_PLAIN_REQUEST_ID: dict[type, bool] = {}
+
+
+def _request_id_is_plain_attribute(model_type: type) -> bool:
+    """Whether pydantic's `__setattr__` stores `_request_id` as a plain instance attribute: no
+    private attribute or class variable of that name, and no `__setattr__` of the SDK's own."""
+    plain = _PLAIN_REQUEST_ID.get(model_type)
+    if plain is None:
+        plain = _PLAIN_REQUEST_ID[model_type] = (
+            vars(pydantic.BaseModel)["__setattr__"] is getattr(model_type, "__setattr__", None)
+            and "_request_id" not in getattr(model_type, "__private_attributes__", {"_request_id"})
+            and "_request_id" not in getattr(model_type, "__class_vars__", {"_request_id"})
+        )
+    return plain
 
 
 _SEQUENCES = (list, tuple)  # a constant: `list | tuple` would build a new object per call
