@@ -84,6 +84,17 @@ def test_error_lines_of_an_expired_or_cancelled_job_were_never_run(
     assert decode(line(error="not processed"), state).outcome is outcome
 
 
+@pytest.mark.parametrize("state", [BatchState.EXPIRED, BatchState.CANCELLED])
+def test_a_request_refused_as_invalid_in_an_expired_or_cancelled_job_is_its_error(
+    state: BatchState,
+) -> None:
+    # Sending it again in a new job would only be refused again.
+    result = decode(line(error={"code": "invalid_model", "message": "no such model"}), state)
+    assert result.outcome is Outcome.ERRORED
+    assert result.message is not None
+    assert "invalid_model: no such model" in result.message
+
+
 def test_an_error_code_naming_expiry_counts_as_expired_in_any_job() -> None:
     result = decode(line(error={"code": "batch_expired", "message": "x"}), BatchState.COMPLETED)
     assert result.outcome is Outcome.EXPIRED

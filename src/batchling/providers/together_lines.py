@@ -77,8 +77,12 @@ def _error_result(custom_id: str, error: Any, job_state: BatchState) -> LineResu
     code_text = str(code or "").lower()
     # Whether Together lists the lines an expired or cancelled job never ran in its error file,
     # and with which code, is not documented [UNVERIFIED]: a status-less error line of such a
-    # job is read as never run (an expired one is sent again in a new job).
-    if "expired" in code_text or job_state is BatchState.EXPIRED:
+    # job is read as never run (an expired one is sent again in a new job), unless its code
+    # says the request itself was refused (`invalid_model`, `invalid_request_error`...), which
+    # sending it again would not change.
+    if "invalid" in code_text:
+        outcome = Outcome.ERRORED
+    elif "expired" in code_text or job_state is BatchState.EXPIRED:
         outcome = Outcome.EXPIRED
     elif "cancel" in code_text or job_state is BatchState.CANCELLED:
         outcome = Outcome.CANCELLED

@@ -5,8 +5,8 @@ fields only (`purpose`, `file_name`, `file_type`) and is answered by a redirect 
 `Location` is a pre-signed object-storage URL and whose `X-Together-File-Id` header names the
 new file. The bytes go to that URL in a `PUT`; then `POST /v1/files/{id}/preprocess` makes the
 file usable by a batch job. (Together's own SDK, `together/lib/resources/files.py`, does the
-same; files above several GB take a multipart route batch input files never need: Together caps
-them at 100 MB.)
+same; files above 5 GiB take a multipart route batch input files never need: Together caps
+them at 100 MB.) `checksum`, the file's SHA-256 hex digest, is an optional form field.
 
 The pre-signed URL is a credential of its own and must not carry the caller's: the `PUT` goes
 through the client's own HTTP client (its proxies, TLS settings and timeouts) but without any
