@@ -24,6 +24,8 @@ from batchling.testing import FakeProviderServer
 from tests.conftest import fast_batchify, journaled_submission
 
 PROGRAM = Path(__file__).parent / "programs" / "resume_program.py"
+LEFT_RUNNING = "left running and journaled"
+ASKED_TO_CANCEL = "asked to cancel"
 
 
 def ask(client: openai.AsyncOpenAI, text: str):  # type: ignore[no-untyped-def]
@@ -241,7 +243,10 @@ async def test_error_in_block_leaves_running_jobs_journaled_for_a_rerun(
                         await asyncio.sleep(0.01)
                     await asyncio.sleep(0.05)
                     raise RuntimeError("stop")
-            task.cancel()
+            with pytest.raises(
+                batchling.BatchSubmissionAbandonedError, match="left running and journaled"
+            ):
+                await task  # answered with an error, not left waiting
             batch_id = server.batches[0].id
             assert batch_id in caplog.text
             assert "journaled" in caplog.text
@@ -261,7 +266,8 @@ async def test_cancel_on_exit_cancels_running_jobs() -> None:
                     while not ctx.report.batch_ids:  # running once batchling has its id
                         await asyncio.sleep(0.01)
                     raise RuntimeError("stop")
-            task.cancel()
+            with pytest.raises(batchling.BatchSubmissionAbandonedError, match=ASKED_TO_CANCEL):
+                await task  # answered with an error, not left waiting
         assert server.batches[0].status in ("cancelling", "cancelled")
 
 
@@ -290,11 +296,13 @@ async def test_cancel_on_exit_cancels_a_job_whose_creation_is_in_flight(
                         await asyncio.sleep(0.01)
                     assert not ctx.report.batch_ids  # batchling does not know its id yet
                     raise RuntimeError("stop")
-            task.cancel()
+            with pytest.raises(batchling.BatchSubmissionAbandonedError, match=ASKED_TO_CANCEL):
+                await task  # answered with an error, not left waiting
         batch = server.batches[0]
         assert batch.status in ("cancelling", "cancelled")
         submission = journaled_submission(batch.id)
         assert submission is not None  # journaled with its id: `batchling batches` sees it
+        assert ctx.report.batch_ids == [batch.id]
 
 
 async def test_a_creation_in_flight_that_outlasts_the_grace_is_looked_up_and_cancelled(
@@ -310,10 +318,72 @@ async def test_a_creation_in_flight_that_outlasts_the_grace_is_looked_up_and_can
                     while server.stats.batches_created == 0:
                         await asyncio.sleep(0.01)
                     raise RuntimeError("stop")
-            task.cancel()
+            with pytest.raises(batchling.BatchSubmissionAbandonedError, match=ASKED_TO_CANCEL):
+                await task  # answered with an error, not left waiting
         batch = server.batches[0]
         assert batch.status in ("cancelling", "cancelled")
         assert journaled_submission(batch.id) is not None
+
+
+async def test_creations_in_flight_share_one_grace_and_are_all_cancelled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _slow_to_learn_the_id(monkeypatch, 60)
+    monkeypatch.setattr(scheduler, "CREATION_GRACE_SECONDS", 0.2)
+    models = ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini"]  # one queue, one job each
+    with FakeProviderServer(batch_delay_seconds=30) as server:
+        async with openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k") as client:
+            with pytest.raises(RuntimeError):
+                async with fast_batchify(cancel_on_exit=True) as ctx:
+                    tasks = [
+                        asyncio.create_task(
+                            client.chat.completions.create(
+                                model=model, messages=[{"role": "user", "content": model}]
+                            )
+                        )
+                        for model in models
+                    ]
+                    while server.stats.batches_created < len(models):
+                        await asyncio.sleep(0.01)
+                    raise RuntimeError("stop")
+            for task in tasks:
+                with pytest.raises(batchling.BatchSubmissionAbandonedError):
+                    await task
+        assert all(batch.status in ("cancelling", "cancelled") for batch in server.batches)
+        assert sorted(ctx.report.batch_ids) == sorted(batch.id for batch in server.batches)
+
+
+async def test_a_failed_look_up_at_exit_leaves_the_blocks_own_error_and_the_journal_entry(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real_submit = openai_provider.OpenAIProvider.submit
+    real_find = openai_provider.OpenAIProvider.find_submission
+    _slow_to_learn_the_id(monkeypatch, 60)
+    monkeypatch.setattr(scheduler, "CREATION_GRACE_SECONDS", 0.2)
+
+    async def listing_fails(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("listing failed")
+
+    monkeypatch.setattr(openai_provider.OpenAIProvider, "find_submission", listing_fails)
+    with FakeProviderServer(batch_delay_seconds=0.5) as server:
+        async with openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k") as client:
+            with pytest.raises(ValueError, match="the block's own error"):
+                async with fast_batchify(cancel_on_exit=True):
+                    task = asyncio.create_task(ask(client, "not found at exit"))
+                    while server.stats.batches_created == 0:
+                        await asyncio.sleep(0.01)
+                    raise ValueError("the block's own error")
+            with pytest.raises(batchling.BatchSubmissionAbandonedError):
+                await task
+            assert "could not look up batch" in caplog.text
+            # The re-run's look-up works.
+            monkeypatch.setattr(openai_provider.OpenAIProvider, "submit", real_submit)
+            monkeypatch.setattr(openai_provider.OpenAIProvider, "find_submission", real_find)
+            async with fast_batchify() as ctx:  # still "submitting" in the journal: found
+                reply = await ask(client, "not found at exit")
+        assert reply.choices[0].message.content == "echo: not found at exit"
+        assert server.stats.batches_created == 1
+        assert ctx.report.resumed_batch_ids == [server.batches[0].id]
 
 
 async def test_without_cancel_on_exit_a_creation_in_flight_is_left_to_the_journal(
@@ -328,7 +398,10 @@ async def test_without_cancel_on_exit_a_creation_in_flight_is_left_to_the_journa
                     while server.stats.batches_created == 0:
                         await asyncio.sleep(0.01)
                     raise RuntimeError("stop")
-            task.cancel()
+            with pytest.raises(
+                batchling.BatchSubmissionAbandonedError, match="left running and journaled"
+            ):
+                await task  # answered with an error, not left waiting
             assert server.batches[0].status not in ("cancelling", "cancelled")
             async with fast_batchify() as ctx:  # a re-run finds the job and pays nothing more
                 reply = await ask(client, "left running")

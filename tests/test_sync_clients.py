@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import time
 from collections.abc import Iterator
 
 import anthropic
@@ -141,3 +142,26 @@ async def test_sync_client_in_to_thread_inside_async_block_is_batched(
     assert replies == [f"echo: t{i}" for i in range(5)]
     assert fake_server.stats.realtime_calls == 0
     assert fake_server.stats.lines_per_batch == [5]
+
+
+def test_a_sync_caller_whose_job_a_failing_block_left_running_gets_an_error() -> None:
+    # Not a thread blocked forever: the job is left running (journaled) and the caller told so.
+    with FakeProviderServer(batch_delay_seconds=30) as server:
+        client = openai.OpenAI(base_url=server.openai_base_url, api_key="k")
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            with (
+                pytest.raises(RuntimeError, match="stop"),
+                batchify(**FAST, progress=False) as block,
+            ):
+                call = pool.submit(
+                    client.chat.completions.create,
+                    model="gpt-4o-mini",
+                    messages=[{"role": "user", "content": "left running"}],
+                )
+                while not block.report.batch_ids:
+                    time.sleep(0.01)
+                raise RuntimeError("stop")
+            with pytest.raises(batchling.BatchSubmissionAbandonedError, match="left running"):
+                call.result(timeout=60)
+        client.close()
+        assert server.batches[0].status not in ("cancelling", "cancelled")

@@ -171,10 +171,26 @@ class _LoopThread:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
     def close(self) -> None:
-        """Stop the loop and its thread."""
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join()
-        self.loop.close()
+        """Stop the loop and its thread. Tasks still running (those of a block interrupted by
+        Ctrl-C, say) are cancelled first and given `LOOP_THREAD_UNWIND_SECONDS` to unwind, so
+        their cleanup (journal writes included) is done before the block closes the journal."""
+        try:
+            asyncio.run_coroutine_threadsafe(_cancel_all_tasks(), self.loop).result()
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join()
+            self.loop.close()
+
+
+LOOP_THREAD_UNWIND_SECONDS = 10.0
+
+
+async def _cancel_all_tasks() -> None:
+    tasks = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=LOOP_THREAD_UNWIND_SECONDS)
 
 
 class _LoopState:
@@ -267,14 +283,18 @@ class Batchify:
             self._process_wide = False
         loop_thread = self._loop_thread
         if loop_thread is not None:
-            state = self._states.get(loop_thread.loop)
-            if state is not None:
-                if exc is None and not self._dry_run:
-                    loop_thread.run(self._finish(state))
-                else:
-                    loop_thread.run(self._stop(state, type(exc) if exc else None))
-            loop_thread.close()
-            self._loop_thread = None
+            try:
+                state = self._states.get(loop_thread.loop)
+                if state is not None:
+                    if exc is None and not self._dry_run:
+                        loop_thread.run(self._finish(state))
+                    else:
+                        loop_thread.run(self._stop(state, type(exc) if exc else None))
+            finally:
+                # Also when Ctrl-C interrupts the wait: the loop's work is stopped before
+                # the block closes the journal it writes to.
+                loop_thread.close()
+                self._loop_thread = None
 
     def _end(self, exc: BaseException | None) -> None:
         """Close what `_begin` opened; in a dry run, print the plan and stop the program."""

@@ -46,7 +46,9 @@ class MissingResultError(BatchJobError):
 
 
 class BatchSubmissionAbandonedError(BatchlingError):
-    """The `batchify()` block ended (by an error) before this request was submitted."""
+    """The `batchify()` block ended (by an error) before this request was answered: it was not
+    submitted (nothing was sent or billed), or its batch job was left running (journaled, so a
+    re-run collects it) or asked to cancel; the message says which."""
 
 
 class JournalError(BatchlingError):

@@ -153,6 +153,7 @@ class Scheduler:
         self._jobs: set[asyncio.Task[None]] = set()
         self._running: dict[str, SubmittedBatch] = {}
         self._creations: dict[str, _Creation] = {}
+        self._job_callers: dict[asyncio.Task[None], dict[str, _Entry]] = {}
         self._providers_of_running: dict[str, Provider] = {}
         self._attachments: dict[str, _Attachment] = {}
         self._occurrences: collections.Counter[str] = collections.Counter()
@@ -280,12 +281,20 @@ class Scheduler:
             return
         if queue.timer is not None:
             queue.timer.cancel()
-        self._start(self._submit_and_follow(queue.provider, queue.entries))
+        # The job's callers, taken off as they are answered or handed to another job.
+        by_id = {entry.custom_id: entry for entry in queue.entries if not entry.future.done()}
+        if by_id:
+            self._start(self._submit_and_follow(queue.provider, by_id), by_id)
 
-    def _start(self, coroutine: Coroutine[Any, Any, None]) -> None:
+    def _start(self, coroutine: Coroutine[Any, Any, None], callers: dict[str, _Entry]) -> None:
         job = self._loop.create_task(coroutine)
         self._jobs.add(job)
-        job.add_done_callback(self._jobs.discard)
+        self._job_callers[job] = callers
+        job.add_done_callback(self._job_done)
+
+    def _job_done(self, job: asyncio.Task[None]) -> None:
+        self._jobs.discard(job)
+        self._job_callers.pop(job, None)
 
     def flush_all(self) -> None:
         """Flush every queue now instead of waiting for its window."""
@@ -322,75 +331,130 @@ class Scheduler:
         for queue in self._queues.values():
             if queue.timer is not None:
                 queue.timer.cancel()
-        for entry in waiting:
-            if not entry.future.done():
-                entry.future.set_exception(
-                    BatchSubmissionAbandonedError(
-                        "The batchify() block ended with an error before this request was "
-                        "submitted; it was not sent and costs nothing."
-                    )
-                )
+        self._report.failed += _fail_all(
+            {entry.custom_id: entry for entry in waiting},
+            lambda: BatchSubmissionAbandonedError(
+                "The batchify() block ended with an error before this request was submitted; "
+                "it was not sent and costs nothing."
+            ),
+        )
         self._queues.clear()
         left = self.running_batches
         creations = list(self._creations.values())
+        callers = list(self._job_callers.values())
         for job in list(self._jobs):
             job.cancel()
         if self._jobs:
             await asyncio.gather(*self._jobs, return_exceptions=True)
-        if not self._settings.cancel_on_exit:
-            # Left to the journal: a re-run looks each one up (`find_submission`) and follows it.
-            for creation in creations:
-                creation.task.cancel()
-            return left
-        with suspended():
-            for batch in left:
-                await self._cancel_quietly(self._providers_of_running[batch.batch_id], batch)
-            for creation in creations:
-                created = await self._created_anyway(creation)
-                if created is not None:
-                    await self._cancel_quietly(creation.provider, created)
-                    left.append(created)
+        try:
+            with suspended():
+                try:
+                    left += await self._settle_creations(creations)
+                finally:
+                    # Unfinished here only if the block was interrupted again meanwhile (a
+                    # second Ctrl-C): those are left as they are.
+                    interrupted = [c.submission_id for c in creations if not c.task.done()]
+                    for creation in creations:
+                        creation.task.cancel()
+                    if interrupted:
+                        log.warning(
+                            "batch jobs being created as the block ended were left as they "
+                            "are (the journal keeps them: a re-run looks them up and follows "
+                            "them): %s",
+                            ", ".join(interrupted),
+                        )
+                if self._settings.cancel_on_exit:
+                    for batch in left:
+                        provider = self._providers_of_running.get(batch.batch_id)
+                        if provider is not None:
+                            await self._cancel_quietly(provider, batch)
+        finally:
+            self._fail_left_callers(callers)
         return left
 
-    async def _created_anyway(self, creation: _Creation) -> SubmittedBatch | None:
-        """The job a creation in flight when the block ended made, so it can be cancelled:
-        the creation is given `CREATION_GRACE_SECONDS` to finish, then looked up."""
-        provider, submission_id = creation.provider, creation.submission_id
-        if not creation.task.done():
-            log.warning(
-                "%s: waiting up to %.0f s for batch %s, being created as the block ended, so "
-                "it can be cancelled",
-                provider.name, CREATION_GRACE_SECONDS, submission_id,
-            )  # fmt: skip
-            await asyncio.wait([creation.task], timeout=CREATION_GRACE_SECONDS)
-        batch: SubmittedBatch | None
-        try:
-            if creation.task.done():
-                batch = creation.task.result()
-            else:
-                creation.task.cancel()
-                batch = await self._look_up(creation)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            refused = creation.task.done() and creation.task.exception() is exc
-            if refused and self._journal is not None and not provider.is_transient(exc):
-                self._journal.abandon(submission_id)  # refused for sure: nothing was created
-                return None
-            log.warning(
-                "%s: batch %s, being created as the block ended, could not be cancelled (a "
-                "re-run looks it up and follows it): %s",
-                provider.name, submission_id, exc,
-            )  # fmt: skip
-            return None
-        if batch is not None and (journal := self._journal) is not None:
-            found = batch
-            self._record(
-                f"batch {found.batch_id}'s id",
-                lambda: journal.mark_submitted(
-                    submission_id, found.batch_id, provider.describe(found)
+    def _fail_left_callers(self, callers: list[dict[str, _Entry]]) -> None:
+        """Callers of jobs the block left (running, or asked to cancel) get an error now,
+        rather than waiting for an answer that no longer comes."""
+        if self._settings.cancel_on_exit:
+            what = "it was asked to cancel"
+        elif self._journal is not None:
+            what = "it was left running and journaled: run the program again to collect its result"
+        else:
+            what = "it was left running (cache=False: a re-run submits the request again)"
+        for entries in callers:
+            self._report.failed += _fail_all(
+                entries,
+                lambda: BatchSubmissionAbandonedError(
+                    f"The batchify() block ended with an error while this request's batch job "
+                    f"was running; {what}."
                 ),
             )
+
+    async def _settle_creations(self, creations: list[_Creation]) -> list[SubmittedBatch]:
+        """The jobs that creations in flight as the block ended made, journaled.
+
+        With `cancel_on_exit` the creations get `CREATION_GRACE_SECONDS` (together) to finish,
+        and those that do not are looked up after; without it they are stopped at once, and a
+        re-run looks them up instead.
+        """
+        unfinished = [creation.task for creation in creations if not creation.task.done()]
+        if unfinished and self._settings.cancel_on_exit:
+            log.warning(
+                "waiting up to %g s for %d batch job(s) being created as the block ended, so "
+                "they can be cancelled",
+                CREATION_GRACE_SECONDS, len(unfinished),
+            )  # fmt: skip
+            await asyncio.wait(unfinished, timeout=CREATION_GRACE_SECONDS)
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*(creation.task for creation in creations), return_exceptions=True)
+        found = await asyncio.gather(*(self._created_by(creation) for creation in creations))
+        return [batch for batch in found if batch is not None]
+
+    async def _created_by(self, creation: _Creation) -> SubmittedBatch | None:
+        """The job one settled creation made, if it made one (journaled and counted)."""
+        provider, submission_id, task = creation.provider, creation.submission_id, creation.task
+        batch: SubmittedBatch | None = None
+        if task.cancelled():
+            if not self._settings.cancel_on_exit:
+                return None  # stays "submitting" in the journal: a re-run looks it up
+            try:
+                batch = await self._look_up(creation)
+            except Exception as exc:
+                log.warning(
+                    "%s: could not look up batch %s, being created as the block ended, to "
+                    "cancel it (a re-run looks it up and follows it): %s",
+                    provider.name, submission_id, exc,
+                )  # fmt: skip
+                return None
+            if batch is None:
+                log.warning(
+                    "%s: batch %s, being created as the block ended, was not found at the "
+                    "provider; if it was created after all, a re-run finds it and follows it",
+                    provider.name, submission_id,
+                )  # fmt: skip
+                return None
+        elif (error := task.exception()) is not None:
+            journal = self._journal
+            if journal is not None and not provider.is_transient(error):
+                # Refused for sure: nothing was created or paid for.
+                self._record(
+                    f"submission {submission_id}'s end",
+                    functools.partial(journal.abandon, submission_id),
+                )
+            return None
+        else:
+            batch = task.result()
+        self._providers_of_running[batch.batch_id] = provider
+        if (journal := self._journal) is not None:
+            created = batch
+            self._record(
+                f"batch {created.batch_id}'s id",
+                lambda: journal.mark_submitted(
+                    submission_id, created.batch_id, provider.describe(created)
+                ),
+            )
+        self._note_submitted(provider, batch, creation.lines)
         return batch
 
     async def _look_up(self, creation: _Creation) -> SubmittedBatch | None:
@@ -415,13 +479,15 @@ class Scheduler:
 
     # -- jobs ------------------------------------------------------------------------------
 
-    async def _submit_and_follow(self, provider: Provider, entries: list[_Entry]) -> None:
+    async def _submit_and_follow(self, provider: Provider, by_id: dict[str, _Entry]) -> None:
+        # Callers cancelled since the flush are not sent.
+        for custom_id in [key for key, entry in by_id.items() if entry.future.done()]:
+            del by_id[custom_id]
+        if not by_id:
+            return
         # batchling's own Batch API calls must not be intercepted by its own wrappers.
         with suspended():
-            # The job's callers, taken off as they are answered or handed to another job.
-            by_id = {entry.custom_id: entry for entry in entries if not entry.future.done()}
-            if by_id:
-                await self._failing_callers_on_fault(provider, by_id, self._submit(provider, by_id))
+            await self._failing_callers_on_fault(provider, by_id, self._submit(provider, by_id))
 
     async def _failing_callers_on_fault(
         self,
@@ -517,9 +583,16 @@ class Scheduler:
                     submission_id, batch.batch_id, provider.describe(batch)
                 ),
             )
+        self._note_submitted(provider, batch, lines)
+        del lines  # the job may run for a day: keep only what routing its results needs
+        await self._follow(provider, batch, submission_id, by_id, None)
+
+    def _note_submitted(
+        self, provider: Provider, batch: SubmittedBatch, lines: list[BatchLine]
+    ) -> None:
         self._report.batch_ids.append(batch.batch_id)
         self._report.batched += len(lines)
-        key = (provider.name, first.model)  # one queue, one model
+        key = (provider.name, lines[0].request.model)  # one queue, one model
         self._report.batched_by_model[key] += len(lines)
         self._report.batched_input_tokens[key] += sum(
             estimate_input_tokens(line.request.body) for line in lines
@@ -529,15 +602,13 @@ class Scheduler:
             "%s: submitted batch %s (%d %s requests, model %s)",
             provider.name, batch.batch_id, len(lines), batch.endpoint, batch.model or "-",
         )  # fmt: skip
-        del lines  # the job may run for a day: keep only what routing its results needs
-        await self._follow(provider, batch, submission_id, by_id, None)
 
     def _attach(self, provider: Provider, submission: Submission, entry: _Entry) -> None:
         attachment = self._attachments.get(submission.submission_id)
         if attachment is None or attachment.closed:
             attachment = _Attachment(provider, submission)
             self._attachments[submission.submission_id] = attachment
-            self._start(self._resume(attachment, entry.request))
+            self._start(self._resume(attachment, entry.request), attachment.entries)
         attachment.entries[entry.custom_id] = entry
 
     async def _resume(self, attachment: _Attachment, template: BatchRequest) -> None:
