@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import decimal
 
 import pydantic
 import pytest
@@ -269,3 +270,27 @@ async def test_the_text_part_shortcut_is_checked_against_the_sdk_in_the_tests() 
             (types.Part(text="hi"),),
             {},
         )
+
+
+async def test_a_value_real_time_cannot_send_is_refused_in_a_batch_too(
+    gemini_client: genai.Client, fake_server: FakeProviderServer
+) -> None:
+    contents = [
+        types.Content(role="user", parts=[types.Part(text="price?")]),
+        types.Content(role="model", parts=[types.Part.from_function_call(name="price", args={})]),
+        types.Content(
+            role="user",
+            parts=[
+                types.Part.from_function_response(
+                    name="price", response={"eur": decimal.Decimal("1.10")}
+                )
+            ],
+        ),
+    ]
+    with pytest.raises(TypeError) as live:
+        await gemini_client.aio.models.generate_content(model=MODEL, contents=contents)
+    async with fast_batchify():
+        with pytest.raises(TypeError) as batched:
+            await gemini_client.aio.models.generate_content(model=MODEL, contents=contents)
+    assert str(batched.value) == str(live.value)
+    assert fake_server.stats.provider("gemini").batches_created == 0

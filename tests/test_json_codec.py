@@ -56,3 +56,9 @@ def test_jsonl_lines_yields_each_non_blank_line(data: bytes, lines: list[bytes])
     assert [json_codec.loads(line) for line in json_codec.jsonl_lines(data)] == [
         json.loads(line) for line in data.splitlines() if line.strip()
     ]
+
+
+def test_a_lone_surrogate_is_written_as_an_escape_and_read_back_unchanged() -> None:
+    # JSON can carry one ("\ud800"); it has no UTF-8 form.
+    value = {"text": "a\ud800b"}
+    assert json_codec.loads(json_codec.dumps(value)) == value

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_ASCII_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 _from_json: Callable[[bytes | str], Any] | None = None
 _to_json: Callable[..., bytes] | None = None
@@ -64,4 +65,9 @@ def dumps(value: Any) -> bytes:
             return bytes(_to_json(value, inf_nan_mode="constants"))
         except ValueError:
             pass
-    return _ENCODER.encode(value).encode()
+    try:
+        return _ENCODER.encode(value).encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (JSON can carry one as an escape) has no UTF-8 form: escaped, it
+        # reads back as the same string.
+        return _ASCII_ENCODER.encode(value).encode()

@@ -220,7 +220,9 @@ class GoogleGenAIProvider:
                 "batch line cannot carry.",
             )
         # Build on a copy: the SDK's request builder deletes and merges keys in place.
-        body_copy = json_codec.loads(json_codec.dumps(request_dict))
+        # The standard library's codec, as the SDK's: it refuses what real time refuses (a
+        # `Decimal`, a `set`...), and `submit` writes the lines with it, so the size is exact.
+        body_copy = json.loads(json.dumps(request_dict))
         http_request = instance._build_request(method, path, body_copy, None)
         body: dict[str, Any] = http_request.data
         prefix = http_request.url[: http_request.url.find(match.group("model"))]
@@ -231,7 +233,7 @@ class GoogleGenAIProvider:
             endpoint=ENDPOINT,
             model=model_path.split("/", 1)[1],
             body=body,
-            size_bytes=len(json_codec.dumps(body)) + 80,
+            size_bytes=len(json.dumps(body, separators=(",", ":"))) + 80,
             request_hash=stainless.digest(self.name, ENDPOINT, model_path, prefix, body),
             base_url=str(instance._http_options.base_url or ""),
             client=instance,
