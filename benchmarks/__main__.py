@@ -379,8 +379,10 @@ def render(r: dict[str, Any]) -> str:
             "out once per client, plain answers are validated straight into the SDK's model "
             "while a finished job's lines are routed, with Python's collector paused for that "
             "loop (one pass over the job's new objects instead of several full ones), "
-            "result lines and journaled bodies go through pydantic-core's JSON codec, and the "
-            "journal is read once per loop turn. Each shortcut is checked against the SDK's "
+            "result lines and journaled bodies go through pydantic-core's JSON codec, the "
+            "journal is read once per loop turn, and a Gemini request's text-only parts are "
+            "written to the wire form directly (google-genai's converter looks each of a "
+            "part's fields up by walking all of them). Each shortcut is checked against the SDK's "
             "own result in the test suite (`BATCHLING_VERIFY_FAST_PATHS=1`).\n"
         )
 
