@@ -18,7 +18,7 @@ import pytest
 from openai.types.chat import ChatCompletion
 
 import batchling
-from batchling import journal, scheduler
+from batchling import backoff, journal, scheduler
 from batchling.providers import openai as openai_provider
 from batchling.testing import FakeProviderServer
 from tests.conftest import fast_batchify, journaled_submission
@@ -171,6 +171,58 @@ def test_interrupted_submission_that_created_nothing_is_submitted_again(
         _, err = rerun.communicate(timeout=60)
         assert rerun.returncode == 0, err
         assert server.stats.batches_created == 1
+
+
+async def test_a_create_whose_outcome_the_provider_cannot_tell_stays_journaled(
+    client: openai.AsyncOpenAI,
+    fake_server: FakeProviderServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The first create fails transiently (it may have made a job), then the look-up that would
+    # tell is refused: the submission must stay in the journal for a re-run to look up.
+    fake_server.fail_next("POST /v1/batches", 500)
+    fake_server.fail_next("GET /v1/batches", 403)
+    async with fast_batchify():
+        with pytest.raises(
+            batchling.BatchCreationUncertainError, match="may have created it"
+        ) as err:
+            await ask(client, "uncertain")
+    assert isinstance(err.value.__cause__, openai.PermissionDeniedError)
+    assert fake_server.stats.batches_created == 0
+    caplog.set_level("INFO", logger="batchling")
+    async with fast_batchify():
+        reply = await ask(client, "uncertain")
+    assert reply.choices[0].message.content == "echo: uncertain"
+    assert "created no job; submitting again" in caplog.text  # looked up, not forgotten
+    assert fake_server.stats.batches_created == 1
+
+
+async def test_a_refusal_after_a_transient_failure_is_uncertain_too() -> None:
+    attempts: list[str] = []
+
+    async def create() -> str:
+        attempts.append("create")
+        if len(attempts) == 1:
+            raise ConnectionError("reset")  # may have reached the provider
+        raise ValueError("refused")
+
+    async def find_created() -> str | None:
+        return None  # the listing may lag behind the first attempt's job
+
+    with pytest.raises(batchling.BatchCreationUncertainError) as err:
+        await backoff.create_once(
+            create, find_created, is_transient=lambda exc: isinstance(exc, ConnectionError)
+        )
+    assert isinstance(err.value.__cause__, ValueError)
+    assert attempts == ["create", "create"]
+    with pytest.raises(ValueError, match="refused"):  # at the first attempt: nothing created
+        await backoff.create_once(
+            lambda: _raise(ValueError("refused")), find_created, is_transient=lambda exc: False
+        )
+
+
+async def _raise(error: Exception) -> str:
+    raise error
 
 
 async def test_poll_failures_500_429_and_dropped_connections_do_not_lose_results(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from batchling.api import Batchify, batchify
 from batchling.errors import (
     BatchCancelledError,
+    BatchCreationUncertainError,
     BatchExpiredError,
     BatchFailedError,
     BatchJobError,
@@ -24,6 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BatchCancelledError",
+    "BatchCreationUncertainError",
     "BatchExpiredError",
     "BatchFailedError",
     "BatchJobError",

@@ -7,6 +7,8 @@ import random
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
+from batchling.errors import BatchCreationUncertainError
+
 _T = TypeVar("_T")
 
 
@@ -59,7 +61,8 @@ async def create_once(
     second paid job, so `create` must run with the SDK's retries off. After a failed attempt,
     `find_created` asks the provider for the job that attempt may have created (e.g. by a tag
     carrying the submission id) and that job is adopted; if the provider cannot tell (lookups
-    keep failing), the error is raised rather than risking a second job.
+    keep failing), `BatchCreationUncertainError` is raised rather than risking a second job, and
+    so is any later failure: the caller must then keep the submission for a later look-up.
     """
     waits = delays(1.0, cap=30.0)
     for attempt in range(attempts):
@@ -67,9 +70,24 @@ async def create_once(
             return await create()
         except Exception as exc:
             if attempt == attempts - 1 or not is_transient(exc):
+                if attempt > 0:
+                    # The first attempt failed transiently: its job may exist all the same.
+                    raise _uncertain(exc) from exc
                 raise
         await asyncio.sleep(next(waits))
-        existing = await retrying(find_created, is_transient=is_transient)
+        try:
+            existing = await retrying(find_created, is_transient=is_transient)
+        except Exception as exc:
+            raise _uncertain(exc) from exc
         if existing is not None:
             return existing
     raise AssertionError("unreachable")
+
+
+def _uncertain(exc: BaseException) -> BatchCreationUncertainError:
+    return BatchCreationUncertainError(
+        f"Creating the batch job failed ({type(exc).__name__}: {exc}) after an earlier attempt "
+        "that may have created it, and the provider could not say whether it did. With the "
+        "journal on (the default), running the program again looks the job up and follows it, "
+        "or submits anew if there is none: nothing is paid twice."
+    )

@@ -51,6 +51,13 @@ class BatchSubmissionAbandonedError(BatchlingError):
     re-run collects it) or asked to cancel; the message says which."""
 
 
+class BatchCreationUncertainError(BatchlingError):
+    """Creating a batch job failed after an earlier attempt that may have created it, and the
+    provider could not say whether it did. The journal keeps the submission: running the program
+    again looks the job up and follows it (or submits anew if there is none), never paying
+    twice. The provider's own error is the `__cause__`."""
+
+
 class JournalError(BatchlingError):
     """batchling could not read or write its journal, so it submitted nothing for the request:
     it never spends money it could not record."""

@@ -28,6 +28,7 @@ from batchling import backoff, collector
 from batchling.dryrun import JournalState, estimate_input_tokens
 from batchling.errors import (
     BatchCancelledError,
+    BatchCreationUncertainError,
     BatchExpiredError,
     BatchFailedError,
     BatchJobError,
@@ -436,7 +437,7 @@ class Scheduler:
                 return None
         elif (error := task.exception()) is not None:
             journal = self._journal
-            if journal is not None and not provider.is_transient(error):
+            if journal is not None and _created_nothing(provider, error):
                 # Refused for sure: nothing was created or paid for.
                 self._record(
                     f"submission {submission_id}'s end",
@@ -563,7 +564,7 @@ class Scheduler:
         try:
             batch = await asyncio.shield(creation.task)
         except Exception as exc:
-            if journal is not None and not provider.is_transient(exc):
+            if journal is not None and _created_nothing(provider, exc):
                 # The provider refused for sure: nothing was created or paid for.
                 journal.abandon(submission_id)
             # After a transient failure the job may exist: the journal keeps the submission so a
@@ -877,6 +878,11 @@ class Scheduler:
         if self._deadline_timer is not None:
             self._deadline_timer.cancel()
             self._deadline_timer = None
+
+
+def _created_nothing(provider: Provider, error: BaseException) -> bool:
+    """Whether a failed `Provider.submit` surely created no job (the provider refused it)."""
+    return not provider.is_transient(error) and not isinstance(error, BatchCreationUncertainError)
 
 
 def _is_final(result: LineResult) -> bool:
