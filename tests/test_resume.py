@@ -197,6 +197,29 @@ async def test_a_create_whose_outcome_the_provider_cannot_tell_stays_journaled(
     assert fake_server.stats.batches_created == 1
 
 
+async def test_a_fault_after_the_provider_accepted_the_job_keeps_it_journaled(
+    client: openai.AsyncOpenAI, fake_server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only a refusal (a 4xx answer) proves nothing was created; an answer batchling could not
+    # read after the job was accepted must not let a re-run pay again.
+    real_submit = openai_provider.OpenAIProvider.submit
+
+    async def accepted_then_unreadable(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        await real_submit(self, *args, **kwargs)
+        raise KeyError("id")
+
+    monkeypatch.setattr(openai_provider.OpenAIProvider, "submit", accepted_then_unreadable)
+    async with fast_batchify():
+        with pytest.raises(KeyError):
+            await ask(client, "accepted")
+    monkeypatch.setattr(openai_provider.OpenAIProvider, "submit", real_submit)
+    async with fast_batchify() as ctx:
+        reply = await ask(client, "accepted")
+    assert reply.choices[0].message.content == "echo: accepted"
+    assert fake_server.stats.batches_created == 1
+    assert ctx.report.resumed_batch_ids == [fake_server.batches[0].id]
+
+
 async def test_a_refusal_after_a_transient_failure_is_uncertain_too() -> None:
     attempts: list[str] = []
 

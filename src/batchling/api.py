@@ -175,7 +175,10 @@ class _LoopThread:
         Ctrl-C, say) are cancelled first and given `LOOP_THREAD_UNWIND_SECONDS` to unwind, so
         their cleanup (journal writes included) is done before the block closes the journal."""
         try:
-            asyncio.run_coroutine_threadsafe(_cancel_all_tasks(), self.loop).result()
+            if self._thread.is_alive() and threading.current_thread() is not self._thread:
+                asyncio.run_coroutine_threadsafe(_cancel_all_tasks(), self.loop).result(
+                    timeout=LOOP_THREAD_UNWIND_SECONDS + 5
+                )
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join()
@@ -186,11 +189,25 @@ LOOP_THREAD_UNWIND_SECONDS = 10.0
 
 
 async def _cancel_all_tasks() -> None:
+    # The block's own exit work first (an interrupted `abandon` answers its callers with a
+    # batchling error as it unwinds), then whatever is left.
     tasks = asyncio.all_tasks() - {asyncio.current_task()}
-    for task in tasks:
-        task.cancel()
-    if tasks:
-        await asyncio.wait(tasks, timeout=LOOP_THREAD_UNWIND_SECONDS)
+    exiting = {task for task in tasks if task.get_name() == _EXIT_TASK_NAME}
+    for group in (exiting, tasks - exiting):
+        for task in group:
+            task.cancel()
+        if group:
+            await asyncio.wait(group, timeout=LOOP_THREAD_UNWIND_SECONDS)
+
+
+_EXIT_TASK_NAME = "batchling-block-exit"
+
+
+async def _named_exit(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    task = asyncio.current_task()
+    if task is not None:
+        task.set_name(_EXIT_TASK_NAME)
+    return await coroutine
 
 
 class _LoopState:
@@ -287,9 +304,9 @@ class Batchify:
                 state = self._states.get(loop_thread.loop)
                 if state is not None:
                     if exc is None and not self._dry_run:
-                        loop_thread.run(self._finish(state))
+                        loop_thread.run(_named_exit(self._finish(state)))
                     else:
-                        loop_thread.run(self._stop(state, type(exc) if exc else None))
+                        loop_thread.run(_named_exit(self._stop(state, type(exc) if exc else None)))
             finally:
                 # Also when Ctrl-C interrupts the wait: the loop's work is stopped before
                 # the block closes the journal it writes to.

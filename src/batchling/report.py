@@ -17,7 +17,8 @@ class RunReport:
     )
     """Requests sent in real time at full price, by kind (e.g. `"streaming"`)."""
     failed: int = 0
-    """Batched requests that ended in an error."""
+    """Requests that ended in an error: their line or job failed, or the block ended (with an
+    error) before they were answered."""
     batch_ids: list[str] = dataclasses.field(default_factory=list)
     """Every batch job submitted, in submission order."""
     from_journal: int = 0

@@ -119,6 +119,7 @@ class _Creation:
     lines: list[BatchLine]
     started_at: float
     task: asyncio.Task[SubmittedBatch]
+    callers: dict[str, _Entry]
 
 
 @dataclasses.dataclass(slots=True)
@@ -155,6 +156,7 @@ class Scheduler:
         self._running: dict[str, SubmittedBatch] = {}
         self._creations: dict[str, _Creation] = {}
         self._job_callers: dict[asyncio.Task[None], dict[str, _Entry]] = {}
+        self._abandoned = False
         self._providers_of_running: dict[str, Provider] = {}
         self._attachments: dict[str, _Attachment] = {}
         self._occurrences: collections.Counter[str] = collections.Counter()
@@ -202,6 +204,10 @@ class Scheduler:
         """Queue `request`; the future resolves with its line result or the batch's error."""
         custom_id = self._next_custom_id(request)
         entry = _Entry(request, self._loop.create_future(), custom_id)
+        if self._abandoned:
+            entry.future.set_exception(_abandoned_unsent())
+            self._report.failed += 1
+            return entry.future
         if self._journal is None:
             self._admit(provider, entry, None)
             return entry.future
@@ -325,6 +331,7 @@ class Scheduler:
 
         Returns the jobs left running (or asked to cancel).
         """
+        self._abandoned = True  # requests arriving from now on fail at once
         self._stop_deadline_timer()
         waiting = [entry for queue in self._queues.values() for entry in queue.entries]
         waiting += [entry for _, entry in self._unchecked]
@@ -333,11 +340,7 @@ class Scheduler:
             if queue.timer is not None:
                 queue.timer.cancel()
         self._report.failed += _fail_all(
-            {entry.custom_id: entry for entry in waiting},
-            lambda: BatchSubmissionAbandonedError(
-                "The batchify() block ended with an error before this request was submitted; "
-                "it was not sent and costs nothing."
-            ),
+            {entry.custom_id: entry for entry in waiting}, _abandoned_unsent
         )
         self._queues.clear()
         left = self.running_batches
@@ -345,9 +348,9 @@ class Scheduler:
         callers = list(self._job_callers.values())
         for job in list(self._jobs):
             job.cancel()
-        if self._jobs:
-            await asyncio.gather(*self._jobs, return_exceptions=True)
         try:
+            if self._jobs:
+                await asyncio.gather(*self._jobs, return_exceptions=True)
             with suspended():
                 try:
                     left += await self._settle_creations(creations)
@@ -436,6 +439,11 @@ class Scheduler:
                 )  # fmt: skip
                 return None
         elif (error := task.exception()) is not None:
+            log.warning(
+                "%s: creating batch %s failed as the block ended: %s",
+                provider.name, submission_id, error,
+            )  # fmt: skip
+            self._report.failed += _fail_all(creation.callers, error)
             journal = self._journal
             if journal is not None and _created_nothing(provider, error):
                 # Refused for sure: nothing was created or paid for.
@@ -559,6 +567,7 @@ class Scheduler:
                     submission_id=submission_id,
                 )
             ),
+            by_id,
         )
         self._creations[submission_id] = creation
         try:
@@ -670,14 +679,19 @@ class Scheduler:
                 "%s: resuming batch %s from the journal (%d requests of this run in it)",
                 provider.name, batch_id, len(attachment.entries),
             )  # fmt: skip
-            await self._failing_callers_on_fault(
-                provider,
-                attachment.entries,
-                self._follow(
-                    provider, batch, submission.submission_id, attachment.entries, attachment
-                ),
-                attachment,
-            )
+            try:
+                await self._failing_callers_on_fault(
+                    provider,
+                    attachment.entries,
+                    self._follow(
+                        provider, batch, submission.submission_id, attachment.entries, attachment
+                    ),
+                    attachment,
+                )
+            finally:
+                # However following ended (a deadline, a failed job...), later requests of the
+                # same submission attach afresh instead of waiting on this task.
+                attachment.closed = True
 
     async def _follow(
         self,
@@ -880,9 +894,27 @@ class Scheduler:
             self._deadline_timer = None
 
 
+def _abandoned_unsent() -> BatchSubmissionAbandonedError:
+    return BatchSubmissionAbandonedError(
+        "The batchify() block ended with an error before this request was submitted; it was "
+        "not sent and costs nothing."
+    )
+
+
 def _created_nothing(provider: Provider, error: BaseException) -> bool:
-    """Whether a failed `Provider.submit` surely created no job (the provider refused it)."""
-    return not provider.is_transient(error) and not isinstance(error, BatchCreationUncertainError)
+    """Whether a failed `Provider.submit` surely created no job: the provider answered with a
+    refusal (a 4xx status other than 408, 409 and 429). Anything else (an answer without a job
+    id, a malformed 2xx body, a fault of batchling's own after the create call) may come after
+    the provider accepted the job, so the journal keeps the submission for a re-run to look up.
+    """
+    if provider.is_transient(error) or isinstance(error, BatchCreationUncertainError):
+        return False
+    status = getattr(error, "status_code", None)
+    if not isinstance(status, int) or isinstance(status, bool):
+        status = getattr(error, "code", None)  # google-genai's APIError
+    if not isinstance(status, int) or isinstance(status, bool):
+        return False
+    return 400 <= status < 500 and status not in (408, 409, 429)
 
 
 def _is_final(result: LineResult) -> bool:
