@@ -12,13 +12,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
+from google import genai
 from openai.types.chat import ChatCompletion
 
 import batchling
 from batchling import backoff, journal, scheduler
+from batchling.providers import google_genai
 from batchling.providers import openai as openai_provider
 from batchling.testing import FakeProviderServer
 from tests.conftest import fast_batchify, journaled_submission
@@ -483,6 +486,80 @@ async def test_without_cancel_on_exit_a_creation_in_flight_is_left_to_the_journa
         assert reply.choices[0].message.content == "echo: left running"
         assert server.stats.batches_created == 1
         assert ctx.report.resumed_batch_ids == [server.batches[0].id]
+
+
+async def test_a_rerun_finds_its_job_past_the_first_page_of_the_listing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_submit = openai_provider.OpenAIProvider.submit
+    _slow_to_learn_the_id(monkeypatch, 60)
+    with FakeProviderServer(batch_delay_seconds=0.5) as server:
+        async with openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k") as client:
+            with pytest.raises(RuntimeError):
+                async with fast_batchify():
+                    task = asyncio.create_task(ask(client, "deep in the listing"))
+                    while server.stats.batches_created == 0:
+                        await asyncio.sleep(0.01)
+                    raise RuntimeError("stop")
+            with pytest.raises(batchling.BatchSubmissionAbandonedError):
+                await task
+            ours = server.batches[0].id
+            uploaded = await client.files.create(
+                file=(
+                    "other.jsonl",
+                    b'{"custom_id":"x","method":"POST","url":"/v1/chat/'
+                    b'completions","body":{"model":"gpt-4o-mini","messages":[]}}\n',
+                ),
+                purpose="batch",
+            )
+            for _ in range(120):  # other jobs of the account, newer than ours
+                await client.batches.create(
+                    input_file_id=uploaded.id,
+                    endpoint="/v1/chat/completions",
+                    completion_window="24h",
+                )
+            monkeypatch.setattr(openai_provider.OpenAIProvider, "submit", real_submit)
+            async with fast_batchify() as ctx:
+                reply = await ask(client, "deep in the listing")
+        assert reply.choices[0].message.content == "echo: deep in the listing"
+        assert ctx.report.resumed_batch_ids == [ours]
+        assert server.stats.batches_created == 121
+
+
+async def test_a_gemini_rerun_finds_its_job_past_the_first_page_of_the_listing(
+    monkeypatch: pytest.MonkeyPatch, gemini_client: genai.Client, fake_server: FakeProviderServer
+) -> None:
+    real_submit = google_genai.GoogleGenAIProvider.submit
+
+    async def slow(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        batch = await real_submit(self, *args, **kwargs)
+        await asyncio.sleep(60)
+        return batch
+
+    monkeypatch.setattr(google_genai.GoogleGenAIProvider, "submit", slow)
+
+    def ask_gemini() -> Any:
+        return gemini_client.aio.models.generate_content(model="gemini-2.5-flash", contents="deep")
+
+    with pytest.raises(RuntimeError):
+        async with fast_batchify():
+            task = asyncio.create_task(ask_gemini())
+            while fake_server.stats.batches_created == 0:
+                await asyncio.sleep(0.01)
+            raise RuntimeError("stop")
+    with pytest.raises(batchling.BatchSubmissionAbandonedError):
+        await task
+    ours = fake_server.batches[0].id
+    for _ in range(60):  # other jobs of the account, newer than ours
+        await gemini_client.aio.batches.create(
+            model="gemini-2.5-flash", src=[{"contents": [{"parts": [{"text": "other"}]}]}]
+        )
+    monkeypatch.setattr(google_genai.GoogleGenAIProvider, "submit", real_submit)
+    async with fast_batchify() as ctx:
+        reply = await ask_gemini()
+    assert reply.text == "echo: deep"
+    assert ctx.report.resumed_batch_ids == [ours]
+    assert fake_server.stats.batches_created == 61
 
 
 async def test_resume_works_for_anthropic_and_gemini_too(

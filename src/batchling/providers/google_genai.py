@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import io
 import json
+import math
 import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
@@ -53,6 +55,8 @@ ENDPOINT = "generateContent"
 ID_METADATA_KEY = "batchling_id"
 INLINE_LIMIT_BYTES = 20_000_000
 """The Batch API refuses inline jobs above 20 MB; bigger jobs go as an uploaded file."""
+_MAX_LISTING_PAGES = 100
+"""A job looked up on a re-run is searched among at most this many pages of 50 jobs."""
 INLINE_MARGIN_BYTES = 64_000
 
 _MODEL_CALL = re.compile(r"^/?(?P<model>(?:models|tunedModels)/[^:?]+):(?P<method>[A-Za-z]+)")
@@ -289,11 +293,28 @@ class GoogleGenAIProvider:
             is_transient=self.is_transient,
         )
 
-    async def _find_submission(self, api: _Api, submission_id: str) -> dict[str, Any] | None:
-        listing = await api.request("get", "batches?pageSize=50", {})
-        for operation in listing.get("operations", []):
-            if (operation.get("metadata") or {}).get("displayName") == submission_id:
-                return dict(operation)
+    async def _find_submission(
+        self, api: _Api, submission_id: str, since: float | None = None
+    ) -> dict[str, Any] | None:
+        """The job whose display name is `submission_id`. Listings come newest first: pages
+        are read back to `since` (a minute's margin for clock skew), or only the first without
+        it (a look-up right after a create attempt)."""
+        token = ""
+        for _ in range(_MAX_LISTING_PAGES):
+            path = "batches?pageSize=50" + (f"&pageToken={token}" if token else "")
+            listing = await api.request("get", path, {})
+            operations = listing.get("operations") or []
+            for operation in operations:
+                if (operation.get("metadata") or {}).get("displayName") == submission_id:
+                    return dict(operation)
+            token = str(listing.get("nextPageToken") or "")
+            if since is None or not token or not operations:
+                return None
+            created = [
+                _unix_time((op.get("metadata") or {}).get("createTime")) for op in operations
+            ]
+            if min(created) < since - 60:
+                return None
         return None
 
     async def poll(self, batch: SubmittedBatch) -> BatchStatus:
@@ -379,7 +400,7 @@ class GoogleGenAIProvider:
     ) -> str | None:
         api = _Api(client, template.call.sync if template is not None else False)
         found = await backoff.retrying(
-            lambda: self._find_submission(api, submission_id), is_transient=self.is_transient
+            lambda: self._find_submission(api, submission_id, since), is_transient=self.is_transient
         )
         return str(found["name"]) if found is not None else None
 
@@ -410,6 +431,15 @@ def _arguments(
     for name in names[len(values) :]:
         values.append(kwargs.get(name))
     return str(values[0]), str(values[1]), values[2] or {}, values[3]
+
+
+def _unix_time(rfc3339: object) -> float:
+    """Seconds since the epoch of an RFC 3339 time; +inf if absent or unreadable (the page is
+    then read on)."""
+    try:
+        return datetime.datetime.fromisoformat(str(rfc3339).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return math.inf
 
 
 def _has_routing_options(http_options: Any) -> bool:

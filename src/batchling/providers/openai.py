@@ -65,6 +65,8 @@ NON_MODEL_PATH_PREFIXES = (
 )  # fmt: skip
 
 SUBMISSION_METADATA_KEY = "batchling_submission"
+_MAX_LISTING_PAGES = 100
+"""A job looked up on a re-run is searched among at most this many pages of 100 jobs."""
 AZURE_API_VERSION_KEY = "azure_api_version"
 """Journaled with an Azure OpenAI job: the API version its client used."""
 AZURE_API_VERSION_ENV = "OPENAI_API_VERSION"  # where `AzureOpenAI` itself looks
@@ -270,14 +272,29 @@ class OpenAIProvider(WithoutHookTargets):
         )
 
     async def _find_submission(
-        self, client: Any, submission_id: str, call_headers: dict[str, str]
+        self,
+        client: Any,
+        submission_id: str,
+        call_headers: dict[str, str],
+        since: float | None = None,
     ) -> Any:
-        page = await stainless.call(
-            client, client.batches.list, limit=100, extra_headers=call_headers or None
-        )
-        for batch in page.data:
-            if (batch.metadata or {}).get(SUBMISSION_METADATA_KEY) == submission_id:
-                return batch
+        """The job tagged with `submission_id`. Listings come newest first: pages are read back
+        to `since` (a minute's margin for clock skew), or only the first without it (a look-up
+        right after a create attempt)."""
+        after: str | None = None
+        for _ in range(_MAX_LISTING_PAGES):
+            options: dict[str, Any] = {"limit": 100, "extra_headers": call_headers or None}
+            if after is not None:
+                options["after"] = after
+            page = await stainless.call(client, client.batches.list, **options)
+            for batch in page.data:
+                if (batch.metadata or {}).get(SUBMISSION_METADATA_KEY) == submission_id:
+                    return batch
+            if since is None or not page.data or not getattr(page, "has_more", False):
+                return None
+            if min(batch.created_at for batch in page.data) < since - 60:
+                return None
+            after = page.data[-1].id
         return None
 
     async def poll(self, batch: SubmittedBatch) -> BatchStatus:
@@ -407,7 +424,7 @@ class OpenAIProvider(WithoutHookTargets):
             )
         call_headers = dict(template.call.call_headers) if template is not None else {}
         found = await backoff.retrying(
-            lambda: self._find_submission(client, submission_id, call_headers),
+            lambda: self._find_submission(client, submission_id, call_headers, since),
             is_transient=self.is_transient,
         )
         return str(found.id) if found is not None else None
