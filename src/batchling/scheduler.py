@@ -439,31 +439,12 @@ class Scheduler:
                 )  # fmt: skip
                 return None
         elif (error := task.exception()) is not None:
-            log.warning(
-                "%s: creating batch %s failed as the block ended: %s",
-                provider.name, submission_id, error,
-            )  # fmt: skip
-            self._report.failed += _fail_all(creation.callers, error)
-            journal = self._journal
-            if journal is not None and _created_nothing(provider, error):
-                # Refused for sure: nothing was created or paid for.
-                self._record(
-                    f"submission {submission_id}'s end",
-                    functools.partial(journal.abandon, submission_id),
-                )
+            self._creation_failed(creation, error)
             return None
         else:
             batch = task.result()
         self._providers_of_running[batch.batch_id] = provider
-        if (journal := self._journal) is not None:
-            created = batch
-            self._record(
-                f"batch {created.batch_id}'s id",
-                lambda: journal.mark_submitted(
-                    submission_id, created.batch_id, provider.describe(created)
-                ),
-            )
-        self._note_submitted(provider, batch, creation.lines)
+        self._created(creation, batch)
         return batch
 
     async def _look_up(self, creation: _Creation) -> SubmittedBatch | None:
@@ -573,29 +554,42 @@ class Scheduler:
         try:
             batch = await asyncio.shield(creation.task)
         except Exception as exc:
-            if journal is not None and _created_nothing(provider, exc):
-                # The provider refused for sure: nothing was created or paid for.
-                journal.abandon(submission_id)
-            # After a transient failure the job may exist: the journal keeps the submission so a
-            # re-run finds it instead of paying again.
-            log.warning(
-                "%s: submitting a batch of %d %s requests for %s failed: %s",
-                provider.name, len(lines), first.endpoint, first.model or "-", exc,
-            )  # fmt: skip
-            self._report.failed += _fail_all(by_id, exc)
+            self._creation_failed(creation, exc)
             return
         finally:
             self._creations.pop(submission_id, None)
-        if journal is not None:
+        self._created(creation, batch)
+        del lines, creation  # the job may run for a day: keep only what routing its results needs
+        await self._follow(provider, batch, submission_id, by_id, None)
+
+    def _creation_failed(self, creation: _Creation, error: BaseException) -> None:
+        """A job's creation failed: its callers get the error, and the journal forgets the
+        submission only if the provider refused it (after anything else the job may exist, and
+        a re-run looks it up instead of paying again)."""
+        provider, lines = creation.provider, creation.lines
+        first = lines[0].request
+        log.warning(
+            "%s: submitting a batch of %d %s requests for %s failed: %s",
+            provider.name, len(lines), first.endpoint, first.model or "-", error,
+        )  # fmt: skip
+        if (journal := self._journal) is not None and _created_nothing(provider, error):
+            self._record(
+                f"submission {creation.submission_id}'s end",
+                functools.partial(journal.abandon, creation.submission_id),
+            )
+        self._report.failed += _fail_all(creation.callers, error)
+
+    def _created(self, creation: _Creation, batch: SubmittedBatch) -> None:
+        """Journal and report the job a creation made."""
+        provider, submission_id = creation.provider, creation.submission_id
+        if (journal := self._journal) is not None:
             self._record(
                 f"batch {batch.batch_id}'s id",
                 lambda: journal.mark_submitted(
                     submission_id, batch.batch_id, provider.describe(batch)
                 ),
             )
-        self._note_submitted(provider, batch, lines)
-        del lines  # the job may run for a day: keep only what routing its results needs
-        await self._follow(provider, batch, submission_id, by_id, None)
+        self._note_submitted(provider, batch, creation.lines)
 
     def _note_submitted(
         self, provider: Provider, batch: SubmittedBatch, lines: list[BatchLine]
