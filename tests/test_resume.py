@@ -349,16 +349,20 @@ async def test_cancel_on_exit_cancels_running_jobs() -> None:
         assert server.batches[0].status in ("cancelling", "cancelled")
 
 
-def _slow_to_learn_the_id(monkeypatch: pytest.MonkeyPatch, delay: float) -> None:
-    """The OpenAI provider's create returns `delay` s after the job exists at the server."""
-    real_submit = openai_provider.OpenAIProvider.submit
+def _slow_to_learn_the_id(
+    monkeypatch: pytest.MonkeyPatch,
+    delay: float,
+    provider_type: type[Any] = openai_provider.OpenAIProvider,
+) -> None:
+    """The provider's create returns `delay` s after the job exists at the server."""
+    real_submit = provider_type.submit
 
     async def submit(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         batch = await real_submit(self, *args, **kwargs)
         await asyncio.sleep(delay)
         return batch
 
-    monkeypatch.setattr(openai_provider.OpenAIProvider, "submit", submit)
+    monkeypatch.setattr(provider_type, "submit", submit)
 
 
 async def test_cancel_on_exit_cancels_a_job_whose_creation_is_in_flight(
@@ -530,13 +534,7 @@ async def test_a_gemini_rerun_finds_its_job_past_the_first_page_of_the_listing(
     monkeypatch: pytest.MonkeyPatch, gemini_client: genai.Client, fake_server: FakeProviderServer
 ) -> None:
     real_submit = google_genai.GoogleGenAIProvider.submit
-
-    async def slow(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        batch = await real_submit(self, *args, **kwargs)
-        await asyncio.sleep(60)
-        return batch
-
-    monkeypatch.setattr(google_genai.GoogleGenAIProvider, "submit", slow)
+    _slow_to_learn_the_id(monkeypatch, 60, google_genai.GoogleGenAIProvider)
 
     def ask_gemini() -> Any:
         return gemini_client.aio.models.generate_content(model="gemini-2.5-flash", contents="deep")
