@@ -304,7 +304,12 @@ class Batchify:
                 state = self._states.get(loop_thread.loop)
                 if state is not None:
                     if exc is None and not self._dry_run:
-                        loop_thread.run(_named_exit(self._finish(state)))
+                        try:
+                            loop_thread.run(_named_exit(self._finish(state)))
+                        except BaseException as interrupted:
+                            # Ctrl-C while waiting for the batches of sync clients' calls
+                            loop_thread.run(_named_exit(self._stop(state, type(interrupted))))
+                            raise
                     else:
                         loop_thread.run(_named_exit(self._stop(state, type(exc) if exc else None)))
             finally:
@@ -364,7 +369,12 @@ class Batchify:
         try:
             if state is not None:
                 if exc_type is None and not self._dry_run:
-                    await self._finish(state)
+                    try:
+                        await self._finish(state)
+                    except BaseException as interrupted:
+                        # Ctrl-C (or a cancel) while waiting for the block's batches
+                        await self._stop(state, type(interrupted))
+                        raise
                 else:
                     await self._stop(state, exc_type)
         finally:
@@ -411,27 +421,8 @@ class Batchify:
     async def _stop(self, state: _LoopState, exc_type: type[BaseException] | None) -> None:
         """Leave without waiting: the block ended with an error, Ctrl-C, or a dry run."""
         self._release_dry_waiters(state)
-        left = await state.scheduler.abandon()
-        if not left:
-            return
         reason = exc_type.__name__ if exc_type is not None else "a dry run"
-        ids = ", ".join(f"{batch.provider}:{batch.batch_id}" for batch in left)
-        if self._settings.cancel_on_exit:
-            log.warning(
-                "batchify() block ended with %s; asked the provider to cancel: %s", reason, ids
-            )
-        elif self._journal is not None:
-            log.warning(
-                "batchify() block ended with %s; batch jobs left running and journaled (run "
-                "again to collect their results, or `batchling batches cancel`): %s",
-                reason, ids,
-            )  # fmt: skip
-        else:
-            log.warning(
-                "batchify() block ended with %s; batch jobs left running at the provider "
-                "(cache=False: a re-run will not find them): %s",
-                reason, ids,
-            )  # fmt: skip
+        await state.scheduler.abandon(f"batchify() block ended with {reason}")
 
     # -- routing -----------------------------------------------------------------------------
 

@@ -294,10 +294,26 @@ class Scheduler:
             self._start(self._submit_and_follow(queue.provider, by_id), by_id)
 
     def _start(self, coroutine: Coroutine[Any, Any, None], callers: dict[str, _Entry]) -> None:
-        job = self._loop.create_task(coroutine)
+        job = self._loop.create_task(self._abandoning_if_cancelled(coroutine))
         self._jobs.add(job)
         self._job_callers[job] = callers
         job.add_done_callback(self._job_done)
+
+    async def _abandoning_if_cancelled(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run a job's work. Only `abandon` cancels a job; a job cancelled from outside means
+        its event loop is shutting down (`asyncio.run` cancels every task left when its
+        coroutine ends, Ctrl-C included) without the block's exit, as in a script run with
+        `batchling run`: the scheduler is abandoned then, from the first job to see it, so its
+        jobs are reported (or cancelled, with `cancel_on_exit`) instead of dropped silently."""
+        try:
+            await coroutine
+        except asyncio.CancelledError:
+            if not self._abandoned:
+                await self.abandon(
+                    "the event loop following these batch jobs shut down (Ctrl-C, or its "
+                    "asyncio.run() ended) before the batchify() block ended"
+                )
+            raise
 
     def _job_done(self, job: asyncio.Task[None]) -> None:
         self._jobs.discard(job)
@@ -325,11 +341,12 @@ class Scheduler:
                 await asyncio.gather(*self._jobs, return_exceptions=True)
         self._stop_deadline_timer()
 
-    async def abandon(self) -> list[SubmittedBatch]:
+    async def abandon(self, why: str) -> list[SubmittedBatch]:
         """Stop without waiting: unsubmitted requests fail, running jobs are left at the provider
         (and in the journal, so a re-run picks them up), or cancelled with `cancel_on_exit`.
 
-        Returns the jobs left running (or asked to cancel).
+        Returns the jobs left running (or asked to cancel), after a warning that names them and
+        starts with `why` (e.g. "batchify() block ended with KeyboardInterrupt").
         """
         self._abandoned = True  # requests arriving from now on fail at once
         self._stop_deadline_timer()
@@ -346,11 +363,14 @@ class Scheduler:
         left = self.running_batches
         creations = list(self._creations.values())
         callers = list(self._job_callers.values())
-        for job in list(self._jobs):
+        # Not the job running this (when its loop shuts down: `_abandoning_if_cancelled`).
+        jobs = self._jobs - {asyncio.current_task()}
+        cancelled: list[SubmittedBatch] = []
+        for job in jobs:
             job.cancel()
         try:
-            if self._jobs:
-                await asyncio.gather(*self._jobs, return_exceptions=True)
+            if jobs:
+                await asyncio.gather(*jobs, return_exceptions=True)
             with suspended():
                 try:
                     left += await self._settle_creations(creations)
@@ -370,11 +390,30 @@ class Scheduler:
                 if self._settings.cancel_on_exit:
                     for batch in left:
                         provider = self._providers_of_running.get(batch.batch_id)
-                        if provider is not None:
-                            await self._cancel_quietly(provider, batch)
+                        if provider is not None and await self._cancel_quietly(provider, batch):
+                            cancelled.append(batch)
         finally:
             self._fail_left_callers(callers)
+        if cancelled:
+            log.warning("%s; asked the provider to cancel: %s", why, _named(cancelled))
+        if running := [batch for batch in left if batch not in cancelled]:
+            self._warn_left_running(why, running)
         return left
+
+    def _warn_left_running(self, why: str, left: list[SubmittedBatch]) -> None:
+        ids = _named(left)
+        if self._journal is not None:
+            log.warning(
+                "%s; batch jobs left running and journaled (run again to collect their results, "
+                "or `batchling batches cancel`): %s",
+                why, ids,
+            )  # fmt: skip
+        else:
+            log.warning(
+                "%s; batch jobs left running at the provider (cache=False: a re-run will not "
+                "find them): %s",
+                why, ids,
+            )  # fmt: skip
 
     def _fail_left_callers(self, callers: list[dict[str, _Entry]]) -> None:
         """Callers of jobs the block left (running, or asked to cancel) get an error now,
@@ -553,11 +592,13 @@ class Scheduler:
         self._creations[submission_id] = creation
         try:
             batch = await asyncio.shield(creation.task)
+        except asyncio.CancelledError:
+            raise  # the block is being abandoned: `abandon` settles the creation
         except Exception as exc:
+            self._creations.pop(submission_id, None)
             self._creation_failed(creation, exc)
             return
-        finally:
-            self._creations.pop(submission_id, None)
+        self._creations.pop(submission_id, None)
         self._created(creation, batch)
         del lines, creation  # the job may run for a day: keep only what routing its results needs
         await self._follow(provider, batch, submission_id, by_id, None)
@@ -699,19 +740,21 @@ class Scheduler:
         self._running[batch.batch_id] = batch
         self._providers_of_running[batch.batch_id] = provider
         try:
-            try:
-                status = await self._wait_until_done(provider, batch, submission_id)
-                results = await self._download(provider, batch, status)
-            except _DeadlinePassedError:
-                await self._cancel_quietly(provider, batch)
-                # The router sends these to the real-time endpoint: reported there, not failed.
-                _fail_all(entries, _deadline_error)
-                return
-            except Exception as exc:
-                self._report.failed += _fail_all(entries, exc)
-                return
-        finally:
+            status = await self._wait_until_done(provider, batch, submission_id)
+            results = await self._download(provider, batch, status)
+        except asyncio.CancelledError:
+            raise  # still running at the provider: `abandon` reports it (`running_batches`)
+        except _DeadlinePassedError:
             self._running.pop(batch.batch_id, None)
+            await self._cancel_quietly(provider, batch)
+            # The router sends these to the real-time endpoint: reported there, not failed.
+            _fail_all(entries, _deadline_error)
+            return
+        except Exception as exc:
+            self._running.pop(batch.batch_id, None)
+            self._report.failed += _fail_all(entries, exc)
+            return
+        self._running.pop(batch.batch_id, None)
         if (journal := self._journal) is not None:
 
             def keep_results() -> None:
@@ -860,15 +903,19 @@ class Scheduler:
                 await asyncio.sleep(next(attempts))
         raise AssertionError("unreachable")
 
-    async def _cancel_quietly(self, provider: Provider, batch: SubmittedBatch) -> None:
+    async def _cancel_quietly(self, provider: Provider, batch: SubmittedBatch) -> bool:
+        """Ask the provider to cancel a job; whether it took the request (a failure is logged
+        with the command that cancels the job later)."""
         try:
             await provider.cancel(batch)
-            log.warning("%s: asked the provider to cancel batch %s", provider.name, batch.batch_id)
         except Exception as exc:
             log.warning(
                 "%s: cancelling batch %s failed (cancel it with `batchling batches cancel %s`): %s",
                 provider.name, batch.batch_id, batch.batch_id, exc,
             )  # fmt: skip
+            return False
+        log.warning("%s: asked the provider to cancel batch %s", provider.name, batch.batch_id)
+        return True
 
     # -- deadline --------------------------------------------------------------------------
 
@@ -886,6 +933,10 @@ class Scheduler:
         if self._deadline_timer is not None:
             self._deadline_timer.cancel()
             self._deadline_timer = None
+
+
+def _named(batches: list[SubmittedBatch]) -> str:
+    return ", ".join(f"{batch.provider}:{batch.batch_id}" for batch in batches)
 
 
 def _abandoned_unsent() -> BatchSubmissionAbandonedError:

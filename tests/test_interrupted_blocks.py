@@ -1,0 +1,208 @@
+"""Ctrl-C, and event loops that end while batch jobs run: the jobs are reported (or cancelled,
+with `cancel_on_exit`), never dropped silently, and a re-run still pays nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import openai
+import pytest
+
+from batchling import journal
+from batchling.testing import FakeProviderServer
+from tests.cli.support import FAST as CLI_FAST
+from tests.cli.support import SRC, script
+from tests.conftest import fast_batchify, journaled_submission
+
+LEFT_RUNNING = "left running and journaled"
+SCRIPT = "module_client.py"
+LOOP_SHUT_DOWN = "event loop following these batch jobs shut down"
+
+
+def ask(client: openai.AsyncOpenAI, text: str):  # type: ignore[no-untyped-def]
+    return client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": text}]
+    )
+
+
+async def _until_running(report_batch_ids: list[str]) -> None:
+    while not report_batch_ids:  # batchling knows the job's id
+        await asyncio.sleep(0.01)
+
+
+def _script_loop_leaving_a_job_running(
+    base_url: str, batch_ids: list[str], *, close_client: bool = False
+) -> None:
+    """What a script run by `batchling run` does when its `asyncio.run` ends (Ctrl-C, or a
+    return that leaves a task unawaited) while its call's batch job runs."""
+
+    async def main() -> None:
+        client = openai.AsyncOpenAI(base_url=base_url, api_key="sk-script")
+        left_behind = asyncio.create_task(ask(client, "left behind"))
+        await _until_running(batch_ids)
+        if close_client:  # as `async with AsyncOpenAI() as client:` does before the loop ends
+            await client.close()
+        clients.append(client)
+        del left_behind  # never awaited: cancelled as the loop ends
+
+    async def cancel_what_is_left() -> None:
+        # What `asyncio.run` does as its coroutine ends, here before the client is closed.
+        left = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
+
+    clients: list[openai.AsyncOpenAI] = []
+    with asyncio.Runner() as runner:
+        runner.run(main())
+        runner.run(cancel_what_is_left())
+        runner.run(clients[0].close())
+
+
+def test_a_loop_ending_inside_a_sync_block_reports_its_running_job_and_a_rerun_collects_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with FakeProviderServer(batch_delay_seconds=0.5) as server:
+        with fast_batchify() as ctx:
+            _script_loop_leaving_a_job_running(server.openai_base_url, ctx.report.batch_ids)
+        (batch_id,) = ctx.report.batch_ids
+        assert LOOP_SHUT_DOWN in caplog.text
+        assert LEFT_RUNNING in caplog.text
+        assert batch_id in caplog.text
+        submission = journaled_submission(batch_id)
+        assert submission is not None
+        assert submission.state == journal.SubmissionState.RUNNING
+
+        async def rerun() -> str | None:
+            async with (
+                openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="sk-script") as client,
+                fast_batchify() as again,
+            ):
+                reply = await ask(client, "left behind")
+            assert again.report.resumed_batch_ids == [batch_id]
+            return reply.choices[0].message.content
+
+        assert asyncio.run(rerun()) == "echo: left behind"
+        assert server.stats.batches_created == 1
+
+
+def test_a_loop_ending_inside_a_sync_block_cancels_its_job_with_cancel_on_exit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with FakeProviderServer(batch_delay_seconds=30) as server:
+        with fast_batchify(cancel_on_exit=True) as ctx:
+            _script_loop_leaving_a_job_running(server.openai_base_url, ctx.report.batch_ids)
+        (batch_id,) = ctx.report.batch_ids
+        assert server.batches[0].id == batch_id
+        assert server.batches[0].status in ("cancelling", "cancelled")
+        assert "asked the provider to cancel" in caplog.text
+
+
+def test_a_job_whose_client_the_script_closed_is_reported_with_the_command_to_cancel_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with FakeProviderServer(batch_delay_seconds=30) as server:
+        with fast_batchify(cancel_on_exit=True) as ctx:
+            _script_loop_leaving_a_job_running(
+                server.openai_base_url, ctx.report.batch_ids, close_client=True
+            )
+        (batch_id,) = ctx.report.batch_ids
+        assert server.batches[0].status == "in_progress"  # the client could not reach it
+        assert f"batchling batches cancel {batch_id}" in caplog.text
+        assert LEFT_RUNNING in caplog.text  # not "asked the provider to cancel"
+        assert "provider to cancel:" not in caplog.text
+
+
+@pytest.mark.parametrize("cancel_on_exit", [False, True])
+async def test_cancelled_while_the_block_waits_for_its_jobs_reports_or_cancels_them(
+    cancel_on_exit: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ctrl-C in `asyncio.run` cancels the main task; here it arrives after the block's body,
+    while the block waits for a call nobody awaited."""
+    with FakeProviderServer(batch_delay_seconds=30) as server:
+        async with openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k") as client:
+            context = fast_batchify(cancel_on_exit=cancel_on_exit)
+            exiting = asyncio.Event()
+
+            async def block() -> None:
+                async with context:
+                    unawaited = asyncio.create_task(ask(client, "waited for at exit"))
+                    await _until_running(context.report.batch_ids)
+                    exiting.set()  # the body ends normally: the exit waits for the call
+                del unawaited
+
+            running = asyncio.create_task(block())
+            await exiting.wait()
+            await asyncio.sleep(0.05)
+            running.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await running
+        (batch_id,) = context.report.batch_ids
+        assert "batchify() block ended with CancelledError; " in caplog.text
+        assert batch_id in caplog.text
+        if cancel_on_exit:
+            assert server.batches[0].status in ("cancelling", "cancelled")
+        else:
+            assert LEFT_RUNNING in caplog.text
+            assert server.batches[0].status == "in_progress"
+
+
+def _journaled_running(cache_dir: Path) -> list[journal.Submission]:
+    path = cache_dir / journal.FILE_NAME
+    if not path.exists():
+        return []
+    opened = journal.Journal(path)
+    try:
+        return opened.submissions(states=[journal.SubmissionState.RUNNING])
+    finally:
+        opened.close()
+
+
+@pytest.mark.parametrize("cancel_on_exit", [False, True])
+def test_ctrl_c_during_batchling_run_reports_or_cancels_the_running_job(
+    cancel_on_exit: bool, cache_dir: Path
+) -> None:
+    with FakeProviderServer(batch_delay_seconds=60) as server:
+        options = ["--cancel-on-exit"] if cancel_on_exit else []
+        child = subprocess.Popen(
+            [sys.executable, "-m", "batchling", "run", *CLI_FAST, *options, script(SCRIPT)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={
+                **os.environ,
+                "PYTHONPATH": str(SRC),
+                "COLUMNS": "200",
+                "FAKE_OPENAI_BASE_URL": server.openai_base_url,
+                "ASK_COUNT": "3",
+            },
+            # As in a terminal: Ctrl-C raises KeyboardInterrupt (a shell running the tests in
+            # the background may have the child inherit SIGINT ignored).
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        try:
+            give_up = time.monotonic() + 60
+            while not _journaled_running(cache_dir):
+                assert child.poll() is None, child.communicate()
+                assert time.monotonic() < give_up, "the job was never journaled as running"
+                time.sleep(0.05)
+            child.send_signal(signal.SIGINT)
+            _, stderr = child.communicate(timeout=60)
+        finally:
+            if child.poll() is None:
+                child.kill()
+        assert child.returncode == 130, stderr
+        (batch,) = server.batches
+        assert batch.id in stderr
+        if cancel_on_exit:
+            assert batch.status in ("cancelling", "cancelled")
+            assert "asked the provider to cancel" in stderr
+        else:
+            assert batch.status == "in_progress"
+            assert LEFT_RUNNING in stderr
