@@ -722,3 +722,32 @@ async def test_a_journal_that_cannot_be_opened_is_a_clear_error_at_the_block(
     ):
         reply = await ask(client, "after")
     assert reply.choices[0].message.content == "echo: after"
+
+
+async def test_requests_another_process_claimed_fail_clearly_when_the_journal_cannot_be_read(
+    fake_server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process claimed some of a submission's requests meanwhile; reading what it
+    holds fails: those callers get the journal's error instead of waiting forever."""
+    real_begin = journal.Journal.begin_submission
+
+    def another_process_holds_the_first(self, submission, custom_ids):  # type: ignore[no-untyped-def]
+        held = real_begin(self, submission, custom_ids[1:])
+        monkeypatch.setattr(journal.Journal, "lookup_many", _broken)  # from now on
+        return held | {custom_ids[0]}
+
+    monkeypatch.setattr(journal.Journal, "begin_submission", another_process_holds_the_first)
+    async with (
+        openai.AsyncOpenAI(base_url=fake_server.openai_base_url, api_key="k") as client,
+        fast_batchify() as ctx,
+    ):
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*(ask(client, f"h{i}") for i in range(3)), return_exceptions=True),
+            timeout=30,
+        )
+    errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    assert len(errors) == 1
+    assert isinstance(errors[0], batchling.JournalError)
+    assert "could not read its journal" in str(errors[0])
+    assert ctx.report.failed == 1
+    assert fake_server.stats.batches_created == 1  # the other two were sent

@@ -564,12 +564,20 @@ class Scheduler:
             except JOURNAL_FAULTS as exc:
                 self._report.failed += _fail_all(by_id, self._journal_error("write", exc))
                 return
-            for custom_id in held:
+            if held:
                 # Claimed meanwhile by another process's submission: follow it instead.
-                entry = by_id.pop(custom_id)
-                known = journal.lookup(custom_id)
-                if known is None or not self._reuse(provider, entry, known):
-                    self._queue(provider, entry)
+                claimed = {custom_id: by_id.pop(custom_id) for custom_id in held}
+                try:
+                    known_by_id = journal.lookup_many(list(claimed))
+                except JOURNAL_FAULTS as exc:
+                    self._report.failed += _fail_all(claimed, self._journal_error("read", exc))
+                    known_by_id = {}
+                for custom_id, entry in claimed.items():
+                    if entry.future.done():
+                        continue
+                    known = known_by_id.get(custom_id)
+                    if known is None or not self._reuse(provider, entry, known):
+                        self._queue(provider, entry)
             if not by_id:
                 return
         lines = [BatchLine(entry.custom_id, entry.request) for entry in by_id.values()]
