@@ -32,6 +32,7 @@ from google.genai.files import AsyncFiles, Files
 from batchling import api_keys, backoff, json_codec, stainless
 from batchling.hookspecs import hookimpl
 from batchling.provider import (
+    LISTING_CLOCK_SKEW_SECONDS,
     BatchLine,
     BatchRequest,
     BatchState,
@@ -313,7 +314,7 @@ class GoogleGenAIProvider:
             created = [
                 _unix_time((op.get("metadata") or {}).get("createTime")) for op in operations
             ]
-            if min(created) < since - 60:
+            if min(created) < since - LISTING_CLOCK_SKEW_SECONDS:
                 return None
         return None
 

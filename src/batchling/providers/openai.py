@@ -26,6 +26,7 @@ import openai
 from batchling import api_keys, backoff, json_codec, stainless, stainless_direct
 from batchling.hookspecs import hookimpl
 from batchling.provider import (
+    LISTING_CLOCK_SKEW_SECONDS,
     BatchLine,
     BatchRequest,
     BatchState,
@@ -292,7 +293,7 @@ class OpenAIProvider(WithoutHookTargets):
                     return batch
             if since is None or not page.data or not getattr(page, "has_more", False):
                 return None
-            if min(batch.created_at for batch in page.data) < since - 60:
+            if min(batch.created_at for batch in page.data) < since - LISTING_CLOCK_SKEW_SECONDS:
                 return None
             after = page.data[-1].id
         return None
