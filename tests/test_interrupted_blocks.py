@@ -14,7 +14,9 @@ from pathlib import Path
 import openai
 import pytest
 
-from batchling import journal
+import batchling
+from batchling import journal, scheduler
+from batchling.providers import openai as openai_provider
 from batchling.testing import FakeProviderServer
 from tests.cli.support import FAST as CLI_FAST
 from tests.cli.support import SRC, script
@@ -206,3 +208,38 @@ def test_ctrl_c_during_batchling_run_reports_or_cancels_the_running_job(
         else:
             assert batch.status == "in_progress"
             assert LEFT_RUNNING in stderr
+
+
+async def test_a_submit_that_ignores_being_stopped_does_not_hold_the_blocks_exit(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A plugin's submit that swallows its first cancellation: the block still ends, and the
+    creation is left to the journal."""
+    real_submit = openai_provider.OpenAIProvider.submit
+
+    async def stubborn(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        batch = await real_submit(self, *args, **kwargs)
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            await asyncio.sleep(60)  # ignores the first cancel; a second one ends it
+        return batch
+
+    monkeypatch.setattr(openai_provider.OpenAIProvider, "submit", stubborn)
+    monkeypatch.setattr(scheduler, "CREATION_UNWIND_SECONDS", 0.2)
+    with FakeProviderServer(batch_delay_seconds=30) as server:
+        async with openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k") as client:
+            calls: list[asyncio.Task[object]] = []
+
+            async def block() -> None:
+                async with fast_batchify():
+                    calls.append(asyncio.create_task(ask(client, "stubborn")))
+                    while server.stats.batches_created == 0:
+                        await asyncio.sleep(0.01)
+                    raise RuntimeError("stop")
+
+            with pytest.raises(RuntimeError, match="stop"):
+                await asyncio.wait_for(block(), timeout=30)  # hung before: no bound
+            with pytest.raises(batchling.BatchSubmissionAbandonedError):
+                await calls[0]
+    assert "were left as they are" in caplog.text

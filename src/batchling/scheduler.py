@@ -63,6 +63,9 @@ TRANSIENT_RETRIES = 8
 CREATION_GRACE_SECONDS = 30.0
 """With `cancel_on_exit`, how long a block that ends waits for a job still being created (its
 upload and create call) to get an id it can cancel, before looking the job up instead."""
+CREATION_UNWIND_SECONDS = 10.0
+"""How long a block that ends waits for creations it stopped to unwind; one still running after
+that is left as it is (journaled as "submitting": a re-run looks it up)."""
 
 QueueKey = tuple[str, str, str, str]
 
@@ -450,8 +453,12 @@ class Scheduler:
             await asyncio.wait(unfinished, timeout=CREATION_GRACE_SECONDS)
         for task in unfinished:
             task.cancel()
-        await asyncio.gather(*(creation.task for creation in creations), return_exceptions=True)
-        found = await asyncio.gather(*(self._created_by(creation) for creation in creations))
+        if unfinished:
+            # A plugin's submit that ignores its cancellation must not hold the exit: what is
+            # still running after this is left to the journal (see `abandon`).
+            await asyncio.wait(unfinished, timeout=CREATION_UNWIND_SECONDS)
+        settled = [creation for creation in creations if creation.task.done()]
+        found = await asyncio.gather(*(self._created_by(creation) for creation in settled))
         return [batch for batch in found if batch is not None]
 
     async def _created_by(self, creation: _Creation) -> SubmittedBatch | None:
