@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from batchling import __version__, journal
@@ -477,7 +478,7 @@ def batches_list(cache_dir: Path | None, running: bool) -> None:
         return
     table = Table(box=None, pad_edge=False)
     for header in ("Provider", "Batch id", "State", "Provider status", "Model"):
-        table.add_column(header, no_wrap=header in ("Provider", "Batch id"), overflow="fold")
+        table.add_column(header, no_wrap=True)
     table.add_column("Requests", justify="right", no_wrap=True)
     table.add_column("Created", no_wrap=True)
     for submission in submissions:
@@ -491,7 +492,16 @@ def batches_list(cache_dir: Path | None, running: bool) -> None:
             f"{submission.size:,}",
             created,
         )
-    Console(highlight=False).print(table)
+    _print_whole(table)
+
+
+def _print_whole(table: Table) -> None:
+    """One line per row, however narrow the terminal (or an 80-column pipe): ids stay whole
+    for copying and for `grep`, and a terminal narrower than the table wraps its lines."""
+    console = Console(highlight=False)
+    needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    console.width = max(console.width, needed)
+    console.print(table)
 
 
 @batches.command("cancel")

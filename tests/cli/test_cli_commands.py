@@ -87,6 +87,20 @@ def test_batches_list_shows_the_jobs_of_a_run(fake_server: FakeProviderServer) -
     assert "No running batch jobs" in batchling("batches", "list", "--running").stdout
 
 
+def test_batches_list_keeps_one_line_per_job_in_a_narrow_terminal(
+    fake_server: FakeProviderServer,
+) -> None:
+    run_ask(fake_server, 3)
+    result = batchling("batches", "list", env={"COLUMNS": "60"})
+    header, row = result.stdout.splitlines()
+    assert header.split() == [
+        "Provider", "Batch", "id", "State", "Provider", "status", "Model", "Requests", "Created",
+    ]  # fmt: skip
+    assert row.split()[:6] == [
+        "openai", fake_server.batches[0].id, "ended", "completed", "gpt-4o-mini", "3",
+    ]  # fmt: skip
+
+
 @pytest.fixture
 def slow_server() -> Iterator[FakeProviderServer]:
     with FakeProviderServer(batch_delay_seconds=600) as server:
