@@ -77,6 +77,8 @@ def test_a_loop_ending_inside_a_sync_block_reports_its_running_job_and_a_rerun_c
         assert LOOP_SHUT_DOWN in caplog.text
         assert LEFT_RUNNING in caplog.text
         assert batch_id in caplog.text
+        assert ctx.report.left_running_batch_ids == [batch_id]
+        assert not ctx.report.cancelled_batch_ids
         submission = journaled_submission(batch_id)
         assert submission is not None
         assert submission.state == journal.SubmissionState.RUNNING
@@ -104,6 +106,8 @@ def test_a_loop_ending_inside_a_sync_block_cancels_its_job_with_cancel_on_exit(
         assert server.batches[0].id == batch_id
         assert server.batches[0].status in ("cancelling", "cancelled")
         assert "asked the provider to cancel" in caplog.text
+        assert ctx.report.cancelled_batch_ids == [batch_id]
+        assert not ctx.report.left_running_batch_ids
 
 
 def test_a_job_whose_client_the_script_closed_is_reported_with_the_command_to_cancel_it(
@@ -119,6 +123,8 @@ def test_a_job_whose_client_the_script_closed_is_reported_with_the_command_to_ca
         assert f"batchling batches cancel {batch_id}" in caplog.text
         assert LEFT_RUNNING in caplog.text  # not "asked the provider to cancel"
         assert "provider to cancel:" not in caplog.text
+        assert ctx.report.left_running_batch_ids == [batch_id]
+        assert not ctx.report.cancelled_batch_ids
 
 
 @pytest.mark.parametrize("cancel_on_exit", [False, True])
@@ -202,12 +208,18 @@ def test_ctrl_c_during_batchling_run_reports_or_cancels_the_running_job(
         assert child.returncode == 130, stderr
         (batch,) = server.batches
         assert batch.id in stderr
+        summary = stderr[stderr.index("batchling summary") :]
         if cancel_on_exit:
             assert batch.status in ("cancelling", "cancelled")
             assert "asked the provider to cancel" in stderr
+            assert f"asked to cancel as the block ended: {batch.id}" in summary
         else:
             assert batch.status == "in_progress"
             assert LEFT_RUNNING in stderr
+            assert (
+                f"still running at the provider, not waited for (see the warning above): {batch.id}"
+                in summary
+            )
 
 
 async def test_a_submit_that_ignores_being_stopped_does_not_hold_the_blocks_exit(

@@ -25,6 +25,11 @@ class RunReport:
     """Requests answered from results a previous run stored: no provider call, no cost."""
     resumed_batch_ids: list[str] = dataclasses.field(default_factory=list)
     """Jobs an earlier run submitted that this block followed to their end."""
+    left_running_batch_ids: list[str] = dataclasses.field(default_factory=list)
+    """Jobs the block did not wait for (it ended with an error or Ctrl-C, or its event loop
+    shut down first): still running at the provider, and journaled for a re-run."""
+    cancelled_batch_ids: list[str] = dataclasses.field(default_factory=list)
+    """Jobs the block asked the provider to cancel as it ended (`cancel_on_exit=True`)."""
 
     batched_input_tokens: collections.Counter[tuple[str, str]] = dataclasses.field(
         default_factory=collections.Counter

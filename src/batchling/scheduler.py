@@ -399,8 +399,10 @@ class Scheduler:
             self._fail_left_callers(callers)
         if cancelled:
             log.warning("%s; asked the provider to cancel: %s", why, _named(cancelled))
+            self._report.cancelled_batch_ids += [batch.batch_id for batch in cancelled]
         if running := [batch for batch in left if batch not in cancelled]:
             self._warn_left_running(why, running)
+            self._report.left_running_batch_ids += [batch.batch_id for batch in running]
         return left
 
     def _warn_left_running(self, why: str, left: list[SubmittedBatch]) -> None:
