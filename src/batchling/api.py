@@ -166,9 +166,10 @@ class _LoopThread:
         )
         self._thread.start()
 
-    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
-        """Run `coroutine` on the loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+    def run_exit(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        """Run the block's exit work `coroutine` on the loop and wait for its result; its task
+        is named so that `close` can stop it first."""
+        return asyncio.run_coroutine_threadsafe(_named_exit(coroutine), self.loop).result()
 
     def close(self) -> None:
         """Stop the loop and its thread. Tasks still running (those of a block interrupted by
@@ -305,13 +306,13 @@ class Batchify:
                 if state is not None:
                     if exc is None and not self._dry_run:
                         try:
-                            loop_thread.run(_named_exit(self._finish(state)))
+                            loop_thread.run_exit(self._finish(state))
                         except BaseException as interrupted:
                             # Ctrl-C while waiting for the batches of sync clients' calls
-                            loop_thread.run(_named_exit(self._stop(state, type(interrupted))))
+                            loop_thread.run_exit(self._stop(state, type(interrupted)))
                             raise
                     else:
-                        loop_thread.run(_named_exit(self._stop(state, type(exc) if exc else None)))
+                        loop_thread.run_exit(self._stop(state, type(exc) if exc else None))
             finally:
                 # Also when Ctrl-C interrupts the wait: the loop's work is stopped before
                 # the block closes the journal it writes to.
