@@ -4,6 +4,7 @@ with `cancel_on_exit`), never dropped silently, and a re-run still pays nothing 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -152,13 +153,82 @@ async def test_cancelled_while_the_block_waits_for_its_jobs_reports_or_cancels_t
             with pytest.raises(asyncio.CancelledError):
                 await running
         (batch_id,) = context.report.batch_ids
-        assert "batchify() block ended with CancelledError; " in caplog.text
-        assert batch_id in caplog.text
+        (named,) = [
+            record.message
+            for record in caplog.records
+            if batch_id in record.message
+            and record.message.startswith("batchify() block ended with CancelledError; ")
+        ]
+        assert LOOP_SHUT_DOWN not in caplog.text
         if cancel_on_exit:
             assert server.batches[0].status in ("cancelling", "cancelled")
+            assert "asked the provider to cancel" in named
         else:
-            assert LEFT_RUNNING in caplog.text
+            assert LEFT_RUNNING in named
             assert server.batches[0].status == "in_progress"
+
+
+@pytest.mark.parametrize("cancel_on_exit", [False, True])
+async def test_cancelled_while_the_block_drains_a_job_nobody_waits_for_names_it_once(
+    cancel_on_exit: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The block's exit waits for a job whose only caller gave up: cancelling the block then
+    abandons it once, as the block's own exit (the job is not cancelled along with the wait)."""
+    with FakeProviderServer(batch_delay_seconds=30) as server:
+        async with openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k") as client:
+            context = fast_batchify(cancel_on_exit=cancel_on_exit)
+            exiting = asyncio.Event()
+
+            async def block() -> None:
+                async with context:
+                    gave_up = asyncio.create_task(ask(client, "given up"))
+                    await _until_running(context.report.batch_ids)
+                    gave_up.cancel()
+                    exiting.set()
+
+            running = asyncio.create_task(block())
+            await exiting.wait()
+            await asyncio.sleep(0.1)  # the exit now waits for the job itself
+            running.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await running
+        (batch_id,) = context.report.batch_ids
+        named = [record.message for record in caplog.records if f":{batch_id}" in record.message]
+        assert len(named) == 1
+        assert named[0].startswith("batchify() block ended with CancelledError; ")
+        if cancel_on_exit:
+            assert server.batches[0].status in ("cancelling", "cancelled")
+            assert context.report.cancelled_batch_ids == [batch_id]
+        else:
+            assert server.batches[0].status == "in_progress"
+            assert context.report.left_running_batch_ids == [batch_id]
+
+
+@pytest.mark.parametrize("cancel_on_exit", [False, True])
+def test_ctrl_c_while_a_sync_block_waits_for_a_sync_clients_call(cancel_on_exit: bool) -> None:
+    program = Path(__file__).parent / "programs" / "sync_interrupt_program.py"
+    with FakeProviderServer(batch_delay_seconds=60) as server:
+        done = subprocess.run(
+            [sys.executable, str(program), server.openai_base_url]
+            + (["cancel-on-exit"] if cancel_on_exit else []),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": str(SRC)},
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        outcome = json.loads(done.stdout)
+        (batch,) = server.batches
+        assert outcome["interrupted"]
+        assert outcome["caller"] == ["BatchSubmissionAbandonedError"]  # not left waiting
+        if cancel_on_exit:
+            assert outcome["cancelled"] == [batch.id]
+            assert batch.status in ("cancelling", "cancelled")
+        else:
+            assert outcome["left_running"] == [batch.id]
+            assert batch.status == "in_progress"
 
 
 def _journaled_running(cache_dir: Path) -> list[journal.Submission]:

@@ -160,6 +160,7 @@ class Scheduler:
         self._creations: dict[str, _Creation] = {}
         self._job_callers: dict[asyncio.Task[None], dict[str, _Entry]] = {}
         self._abandoned = False
+        self._abandoning: asyncio.Future[list[SubmittedBatch]] | None = None
         self._providers_of_running: dict[str, Provider] = {}
         self._attachments: dict[str, _Attachment] = {}
         self._occurrences: collections.Counter[str] = collections.Counter()
@@ -301,6 +302,9 @@ class Scheduler:
         self._jobs.add(job)
         self._job_callers[job] = callers
         job.add_done_callback(self._job_done)
+        # A job cancelled before its first step never starts `coroutine`: closed, it does not
+        # warn that it was never awaited (closing a finished coroutine does nothing).
+        job.add_done_callback(lambda _: coroutine.close())
 
     async def _abandoning_if_cancelled(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run a job's work. Only `abandon` cancels a job; a job cancelled from outside means
@@ -341,7 +345,9 @@ class Scheduler:
             await asyncio.sleep(0)
             self.flush_all()
             if self._jobs:
-                await asyncio.gather(*self._jobs, return_exceptions=True)
+                # `wait`, not `gather`: a block interrupted here must not cancel its jobs on
+                # the way out (its exit abandons them, and says so).
+                await asyncio.wait(self._jobs)
         self._stop_deadline_timer()
 
     async def abandon(self, why: str) -> list[SubmittedBatch]:
@@ -349,8 +355,21 @@ class Scheduler:
         (and in the journal, so a re-run picks them up), or cancelled with `cancel_on_exit`.
 
         Returns the jobs left running (or asked to cancel), after a warning that names them and
-        starts with `why` (e.g. "batchify() block ended with KeyboardInterrupt").
+        starts with `why` (e.g. "batchify() block ended with KeyboardInterrupt"). Only the first
+        call does the work; a later one (the block's exit after its loop began to shut down,
+        say) waits for it.
         """
+        if self._abandoning is not None:
+            return await asyncio.shield(self._abandoning)
+        self._abandoning = self._loop.create_future()
+        left: list[SubmittedBatch] = []
+        try:
+            left = await self._abandon(why)
+        finally:
+            self._abandoning.set_result(left)
+        return left
+
+    async def _abandon(self, why: str) -> list[SubmittedBatch]:
         self._abandoned = True  # requests arriving from now on fail at once
         self._stop_deadline_timer()
         waiting = [entry for queue in self._queues.values() for entry in queue.entries]
@@ -378,32 +397,48 @@ class Scheduler:
                 try:
                     left += await self._settle_creations(creations)
                 finally:
-                    # Unfinished here only if the block was interrupted again meanwhile (a
-                    # second Ctrl-C): those are left as they are.
-                    interrupted = [c.submission_id for c in creations if not c.task.done()]
                     for creation in creations:
                         creation.task.cancel()
-                    if interrupted:
-                        log.warning(
-                            "batch jobs being created as the block ended were left as they "
-                            "are (the journal keeps them: a re-run looks them up and follows "
-                            "them): %s",
-                            ", ".join(interrupted),
-                        )
                 if self._settings.cancel_on_exit:
                     for batch in left:
                         provider = self._providers_of_running.get(batch.batch_id)
                         if provider is not None and await self._cancel_quietly(provider, batch):
                             cancelled.append(batch)
         finally:
+            # Also when interrupted again (a second Ctrl-C): nothing is left unnamed.
             self._fail_left_callers(callers)
+            self._name_what_is_left(why, left, cancelled, creations)
+        return left
+
+    def _name_what_is_left(
+        self,
+        why: str,
+        left: list[SubmittedBatch],
+        cancelled: list[SubmittedBatch],
+        creations: list[_Creation],
+    ) -> None:
+        """Log and report the jobs an abandoned block leaves: asked to cancel, left running,
+        or still being created (journaled as "submitting": a re-run looks them up)."""
         if cancelled:
             log.warning("%s; asked the provider to cancel: %s", why, _named(cancelled))
             self._report.cancelled_batch_ids += [batch.batch_id for batch in cancelled]
         if running := [batch for batch in left if batch not in cancelled]:
             self._warn_left_running(why, running)
             self._report.left_running_batch_ids += [batch.batch_id for batch in running]
-        return left
+        # Stopped before their ids were known (with `cancel_on_exit`, a look-up that found
+        # nothing says so itself).
+        unknown = [
+            creation.submission_id
+            for creation in creations
+            if not creation.task.done()
+            or (creation.task.cancelled() and not self._settings.cancel_on_exit)
+        ]
+        if unknown:
+            log.warning(
+                "%s; batch jobs being created were left as they are (the journal keeps them: "
+                "a re-run looks them up and follows them): %s",
+                why, ", ".join(unknown),
+            )  # fmt: skip
 
     def _warn_left_running(self, why: str, left: list[SubmittedBatch]) -> None:
         ids = _named(left)
@@ -446,13 +481,15 @@ class Scheduler:
         re-run looks them up instead.
         """
         unfinished = [creation.task for creation in creations if not creation.task.done()]
-        if unfinished and self._settings.cancel_on_exit:
+        # Not those cancelled already (by an event loop shutting down): they stop on their own.
+        going_on = [task for task in unfinished if not task.cancelling()]
+        if going_on and self._settings.cancel_on_exit:
             log.warning(
                 "waiting up to %g s for %d batch job(s) being created as the block ended, so "
                 "they can be cancelled",
-                CREATION_GRACE_SECONDS, len(unfinished),
+                CREATION_GRACE_SECONDS, len(going_on),
             )  # fmt: skip
-            await asyncio.wait(unfinished, timeout=CREATION_GRACE_SECONDS)
+            await asyncio.wait(going_on, timeout=CREATION_GRACE_SECONDS)
         for task in unfinished:
             task.cancel()
         if unfinished:
