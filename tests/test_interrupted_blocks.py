@@ -129,11 +129,13 @@ def test_a_job_whose_client_the_script_closed_is_reported_with_the_command_to_ca
 
 
 @pytest.mark.parametrize("cancel_on_exit", [False, True])
-async def test_cancelled_while_the_block_waits_for_its_jobs_reports_or_cancels_them(
-    cancel_on_exit: bool, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("caller_gives_up", [False, True])
+async def test_cancelled_while_the_block_waits_for_its_jobs_names_them_once(
+    cancel_on_exit: bool, caller_gives_up: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Ctrl-C in `asyncio.run` cancels the main task; here it arrives after the block's body,
-    while the block waits for a call nobody awaited."""
+    while its exit waits for a call nobody awaited, or for a job whose only caller gave up (the
+    job is not cancelled along with that wait). The block's exit abandons the job, once."""
     with FakeProviderServer(batch_delay_seconds=30) as server:
         async with openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k") as client:
             context = fast_batchify(cancel_on_exit=cancel_on_exit)
@@ -141,54 +143,15 @@ async def test_cancelled_while_the_block_waits_for_its_jobs_reports_or_cancels_t
 
             async def block() -> None:
                 async with context:
-                    unawaited = asyncio.create_task(ask(client, "waited for at exit"))
+                    call = asyncio.create_task(ask(client, "waited for at exit"))
                     await _until_running(context.report.batch_ids)
-                    exiting.set()  # the body ends normally: the exit waits for the call
-                del unawaited
+                    if caller_gives_up:
+                        call.cancel()
+                    exiting.set()  # the body ends normally: the exit waits
 
             running = asyncio.create_task(block())
             await exiting.wait()
-            await asyncio.sleep(0.05)
-            running.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await running
-        (batch_id,) = context.report.batch_ids
-        (named,) = [
-            record.message
-            for record in caplog.records
-            if batch_id in record.message
-            and record.message.startswith("batchify() block ended with CancelledError; ")
-        ]
-        assert LOOP_SHUT_DOWN not in caplog.text
-        if cancel_on_exit:
-            assert server.batches[0].status in ("cancelling", "cancelled")
-            assert "asked the provider to cancel" in named
-        else:
-            assert LEFT_RUNNING in named
-            assert server.batches[0].status == "in_progress"
-
-
-@pytest.mark.parametrize("cancel_on_exit", [False, True])
-async def test_cancelled_while_the_block_drains_a_job_nobody_waits_for_names_it_once(
-    cancel_on_exit: bool, caplog: pytest.LogCaptureFixture
-) -> None:
-    """The block's exit waits for a job whose only caller gave up: cancelling the block then
-    abandons it once, as the block's own exit (the job is not cancelled along with the wait)."""
-    with FakeProviderServer(batch_delay_seconds=30) as server:
-        async with openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k") as client:
-            context = fast_batchify(cancel_on_exit=cancel_on_exit)
-            exiting = asyncio.Event()
-
-            async def block() -> None:
-                async with context:
-                    gave_up = asyncio.create_task(ask(client, "given up"))
-                    await _until_running(context.report.batch_ids)
-                    gave_up.cancel()
-                    exiting.set()
-
-            running = asyncio.create_task(block())
-            await exiting.wait()
-            await asyncio.sleep(0.1)  # the exit now waits for the job itself
+            await asyncio.sleep(0.1)
             running.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await running
@@ -200,6 +163,7 @@ async def test_cancelled_while_the_block_drains_a_job_nobody_waits_for_names_it_
             assert server.batches[0].status in ("cancelling", "cancelled")
             assert context.report.cancelled_batch_ids == [batch_id]
         else:
+            assert LEFT_RUNNING in named[0]
             assert server.batches[0].status == "in_progress"
             assert context.report.left_running_batch_ids == [batch_id]
 
