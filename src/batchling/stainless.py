@@ -186,6 +186,24 @@ def _sdk_module(client_type: type, name: str) -> Any:
 
 # -- client identity ---------------------------------------------------------------------------
 
+_BASE_URL_TEXTS: dict[int, tuple[Any, str]] = {}
+"""`str(url)` by the id of the URL object (kept alive here, so the id stays its own)."""
+
+
+def base_url_text(client: Any) -> str:
+    """`str(client.base_url)`, worked out once per URL object (the SDKs replace the object when
+    the base URL changes): this runs for every batched call."""
+    url = client.base_url
+    known = _BASE_URL_TEXTS.get(id(url))
+    if known is not None and known[0] is url:
+        return known[1]
+    text = str(url)
+    if len(_BASE_URL_TEXTS) >= 64:
+        _BASE_URL_TEXTS.clear()
+    _BASE_URL_TEXTS[id(url)] = (url, text)
+    return text
+
+
 _identities: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], str]] = (
     weakref.WeakKeyDictionary()
 )
@@ -222,12 +240,24 @@ def identity_signature(
 ) -> tuple[Any, ...]:
     """The cache key of a client identity: the client's state, the path and the call's headers
     (a header the call removes counts by the marker's type)."""
-    headers = tuple(
+    return (_client_state(client, base_url), path, header_key(call_headers))
+
+
+def header_key(call_headers: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The call's headers as `identity_signature` counts them (fixed for a create method: it
+    keeps them, see `stainless_direct.CreateMethod`)."""
+    return tuple(
         sorted(
             (key, value if isinstance(value, str) else f"<{type(value).__name__}>")
             for key, value in call_headers.items()
         )
     )
+
+
+def method_signature(
+    client: Any, base_url: str, path: str, headers: tuple[tuple[str, str], ...]
+) -> tuple[Any, ...]:
+    """`identity_signature` for headers already made a `header_key`."""
     return (_client_state(client, base_url), path, headers)
 
 

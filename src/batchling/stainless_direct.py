@@ -59,6 +59,11 @@ class CreateMethod:
     """The module globals the method's code reads (e.g. a table of deprecated models)."""
     reference_body: Callable[[dict[str, Any]], Any]
     """What the SDK itself makes of a body (checked against under `VERIFY_FAST_PATHS`)."""
+    header_key: tuple[tuple[str, str], ...] = dataclasses.field(init=False)
+    """`headers` as the client identity's cache key counts them (`stainless.header_key`)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "header_key", stainless.header_key(self.headers))
 
     def body(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
         """The body the SDK would send for these arguments, or `None` to let the SDK decide.
@@ -199,7 +204,7 @@ async def prepared_call(
     raw_body = stainless.encode_json(body)
     if raw_body is None:
         return None
-    signature = stainless.identity_signature(client, base_url, method.path, method.headers)
+    signature = stainless.method_signature(client, base_url, method.path, method.header_key)
     client_key = stainless.cached_client_key(client, signature)
     if client_key is None:
         return None

@@ -157,7 +157,7 @@ class AnthropicProvider:
         if method is None or body is None or _warns(method, body):
             return None
         client = resource._client
-        base_url = str(client.base_url)
+        base_url = stainless.base_url_text(client)
         call = await stainless_direct.prepared_call(method, client, base_url, body)
         if call is None:
             return None

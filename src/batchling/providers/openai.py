@@ -170,7 +170,7 @@ class OpenAIProvider(WithoutHookTargets):
         body = method.body(args, kwargs) if method is not None else None
         if method is None or body is None:
             return None
-        base_url = str(client.base_url)
+        base_url = stainless.base_url_text(client)
         call = await stainless_direct.prepared_call(method, client, base_url, body)
         if call is None:
             return None
