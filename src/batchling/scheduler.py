@@ -406,7 +406,7 @@ class Scheduler:
                             cancelled.append(batch)
         finally:
             # Also when interrupted again (a second Ctrl-C): nothing is left unnamed.
-            self._fail_left_callers(callers)
+            self._fail_left_callers(why, callers)
             self._name_what_is_left(why, left, cancelled, creations)
         return left
 
@@ -455,7 +455,7 @@ class Scheduler:
                 why, ids,
             )  # fmt: skip
 
-    def _fail_left_callers(self, callers: list[dict[str, _Entry]]) -> None:
+    def _fail_left_callers(self, why: str, callers: list[dict[str, _Entry]]) -> None:
         """Callers of jobs the block left (running, or asked to cancel) get an error now,
         rather than waiting for an answer that no longer comes."""
         if self._settings.cancel_on_exit:
@@ -468,8 +468,7 @@ class Scheduler:
             self._report.failed += _fail_all(
                 entries,
                 lambda: BatchSubmissionAbandonedError(
-                    f"The batchify() block ended with an error while this request's batch job "
-                    f"was running; {what}."
+                    f"This request's batch job was still running when the {why}; {what}."
                 ),
             )
 
