@@ -252,27 +252,17 @@ def print_run_summary(report: RunReport, *, console: Console | None = None) -> N
     if report.batch_ids:
         batched += ": " + _list_ids(report.batch_ids)
     grid.add_row("batched", batched)
-    if report.resumed_batch_ids:
-        resumed = len(report.resumed_batch_ids)
-        grid.add_row(
-            "resumed",
-            f"{resumed:,} job{_s(resumed)} an earlier run submitted: "
-            + _list_ids(report.resumed_batch_ids),
-        )
-    if report.left_running_batch_ids:
-        left = len(report.left_running_batch_ids)
-        grid.add_row(
+    for label, ids, what in (
+        ("resumed", report.resumed_batch_ids, "an earlier run submitted"),
+        (
             "left running",
-            f"{left:,} job{_s(left)} still running at the provider, not waited for (see the "
-            "warning above): " + _list_ids(report.left_running_batch_ids),
-        )
-    if report.cancelled_batch_ids:
-        cancelled = len(report.cancelled_batch_ids)
-        grid.add_row(
-            "cancelled",
-            f"{cancelled:,} job{_s(cancelled)} asked to cancel as the block ended: "
-            + _list_ids(report.cancelled_batch_ids),
-        )
+            report.left_running_batch_ids,
+            "still running at the provider, not waited for (see the warning above)",
+        ),
+        ("cancelled", report.cancelled_batch_ids, "asked to cancel as the block ended"),
+    ):
+        if ids:
+            grid.add_row(label, f"{len(ids):,} job{_s(len(ids))} {what}: {_list_ids(ids)}")
     passed = report.passed_through_total
     real_time = f"{passed:,} at full price"
     if passed:
