@@ -158,7 +158,7 @@ async def test_cancelled_while_the_block_waits_for_its_jobs_names_them_once(
         (batch_id,) = context.report.batch_ids
         named = [record.message for record in caplog.records if f":{batch_id}" in record.message]
         assert len(named) == 1
-        assert named[0].startswith("batchify() block ended with CancelledError; ")
+        assert named[0].startswith("batchify() block ended with CancelledError (Ctrl-C")
         if cancel_on_exit:
             assert server.batches[0].status in ("cancelling", "cancelled")
             assert context.report.cancelled_batch_ids == [batch_id]
@@ -289,3 +289,60 @@ async def test_a_submit_that_ignores_being_stopped_does_not_hold_the_blocks_exit
             with pytest.raises(batchling.BatchSubmissionAbandonedError):
                 await calls[0]
     assert "were left as they are" in caplog.text
+
+
+async def test_a_job_created_while_an_interrupted_exit_waited_is_still_named_and_counted(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With `cancel_on_exit`, the exit waits for creations in flight; one finishes during the
+    wait, and a second Ctrl-C cuts the wait short: that job is journaled, counted and named as
+    left running, and the other creation as left to the journal."""
+    real_submit = openai_provider.OpenAIProvider.submit
+    fast_created = asyncio.Event()
+    submitting: list[str] = []
+
+    async def submit(self, lines, **kwargs):  # type: ignore[no-untyped-def]
+        submitting.append(lines[0].request.model)
+        if lines[0].request.model == "slow":
+            await asyncio.sleep(60)
+        await asyncio.sleep(0.2)  # "fast" is created while the exit waits
+        batch = await real_submit(self, lines, **kwargs)
+        fast_created.set()
+        return batch
+
+    monkeypatch.setattr(openai_provider.OpenAIProvider, "submit", submit)
+    monkeypatch.setattr(scheduler, "CREATION_GRACE_SECONDS", 30)
+    with FakeProviderServer(batch_delay_seconds=30) as server:
+        async with openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k") as client:
+            context = fast_batchify(cancel_on_exit=True)
+            calls: list[asyncio.Task[object]] = []
+
+            async def block() -> None:
+                async with context:
+                    for model in ("fast", "slow"):
+                        calls.append(
+                            asyncio.create_task(
+                                client.chat.completions.create(
+                                    model=model, messages=[{"role": "user", "content": model}]
+                                )
+                            )
+                        )
+                    while len(submitting) < 2:  # both creations in flight
+                        await asyncio.sleep(0.01)
+                    raise RuntimeError("stop")
+
+            running = asyncio.create_task(block())
+            await fast_created.wait()
+            for _ in range(5):
+                await asyncio.sleep(0)  # the exit is in its grace wait for "slow"
+            running.cancel()  # the second Ctrl-C
+            with pytest.raises(asyncio.CancelledError):
+                await running
+            for call in calls:
+                with pytest.raises(batchling.BatchSubmissionAbandonedError):
+                    await call
+        (batch,) = server.batches
+        assert context.report.batch_ids == [batch.id]
+        assert context.report.left_running_batch_ids == [batch.id]
+        assert journaled_submission(batch.id) is not None
+        assert "batch jobs being created were left as they are" in caplog.text

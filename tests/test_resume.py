@@ -28,7 +28,7 @@ from tests.conftest import fast_batchify, journaled_submission
 
 PROGRAM = Path(__file__).parent / "programs" / "resume_program.py"
 LEFT_RUNNING = "left running and journaled"
-ASKED_TO_CANCEL = "asked to cancel"
+ASKED_TO_CANCEL = "asked the provider to cancel it"
 
 
 def ask(client: openai.AsyncOpenAI, text: str):  # type: ignore[no-untyped-def]

@@ -422,7 +422,15 @@ class Batchify:
     async def _stop(self, state: _LoopState, exc_type: type[BaseException] | None) -> None:
         """Leave without waiting: the block ended with an error, Ctrl-C, or a dry run."""
         self._release_dry_waiters(state)
-        reason = exc_type.__name__ if exc_type is not None else "a dry run"
+        if exc_type is None:
+            reason = "a dry run"
+        elif issubclass(exc_type, asyncio.CancelledError):
+            # How Ctrl-C reaches an `async with` block under asyncio.run().
+            reason = "CancelledError (Ctrl-C, or its task was cancelled)"
+        elif issubclass(exc_type, KeyboardInterrupt):
+            reason = "KeyboardInterrupt (Ctrl-C)"
+        else:
+            reason = exc_type.__name__
         await state.scheduler.abandon(f"batchify() block ended with {reason}")
 
     # -- routing -----------------------------------------------------------------------------

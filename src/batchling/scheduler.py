@@ -161,6 +161,8 @@ class Scheduler:
         self._job_callers: dict[asyncio.Task[None], dict[str, _Entry]] = {}
         self._abandoned = False
         self._abandoning: asyncio.Future[list[SubmittedBatch]] | None = None
+        self._settled: set[str] = set()
+        """Submissions whose creation `abandon` settled (`_created_by`)."""
         self._providers_of_running: dict[str, Provider] = {}
         self._attachments: dict[str, _Attachment] = {}
         self._occurrences: collections.Counter[str] = collections.Counter()
@@ -406,9 +408,25 @@ class Scheduler:
                             cancelled.append(batch)
         finally:
             # Also when interrupted again (a second Ctrl-C): nothing is left unnamed.
+            left += self._record_unsettled(creations)
             self._fail_left_callers(why, callers)
             self._name_what_is_left(why, left, cancelled, creations)
         return left
+
+    def _record_unsettled(self, creations: list[_Creation]) -> list[SubmittedBatch]:
+        """Journal and count the jobs of creations that finished but were not settled (the
+        abandon was interrupted before `_created_by` got to them)."""
+        made = []
+        for creation in creations:
+            task = creation.task
+            if creation.submission_id in self._settled or not task.done() or task.cancelled():
+                continue
+            if task.exception() is None:
+                batch = task.result()
+                self._providers_of_running[batch.batch_id] = creation.provider
+                self._created(creation, batch)
+                made.append(batch)
+        return made
 
     def _name_what_is_left(
         self,
@@ -459,7 +477,7 @@ class Scheduler:
         """Callers of jobs the block left (running, or asked to cancel) get an error now,
         rather than waiting for an answer that no longer comes."""
         if self._settings.cancel_on_exit:
-            what = "it was asked to cancel"
+            what = "batchling asked the provider to cancel it (the log says if that failed)"
         elif self._journal is not None:
             what = "it was left running and journaled: run the program again to collect its result"
         else:
@@ -468,7 +486,7 @@ class Scheduler:
             self._report.failed += _fail_all(
                 entries,
                 lambda: BatchSubmissionAbandonedError(
-                    f"This request's batch job was still running when the {why}; {what}."
+                    f"This request's batch job was still running ({why}); {what}."
                 ),
             )
 
@@ -502,6 +520,7 @@ class Scheduler:
     async def _created_by(self, creation: _Creation) -> SubmittedBatch | None:
         """The job one settled creation made, if it made one (journaled and counted)."""
         provider, submission_id, task = creation.provider, creation.submission_id, creation.task
+        self._settled.add(submission_id)
         batch: SubmittedBatch | None = None
         if task.cancelled():
             if not self._settings.cancel_on_exit:
