@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -365,6 +366,22 @@ def _slow_to_learn_the_id(
     monkeypatch.setattr(provider_type, "submit", submit)
 
 
+async def _ended_once_created(
+    server: FakeProviderServer, call: Callable[[], Awaitable[Any]], **options: Any
+) -> batchling.BatchSubmissionAbandonedError:
+    """Run `call` in a block that ends with an error as soon as the server has created its job;
+    the error the call then gets (it is answered, not left waiting)."""
+    with pytest.raises(RuntimeError, match="stop"):
+        async with fast_batchify(**options):
+            task = asyncio.create_task(call())
+            while server.stats.batches_created == 0:
+                await asyncio.sleep(0.01)
+            raise RuntimeError("stop")
+    with pytest.raises(batchling.BatchSubmissionAbandonedError) as abandoned:
+        await task
+    return abandoned.value
+
+
 async def test_cancel_on_exit_cancels_a_job_whose_creation_is_in_flight(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -394,14 +411,10 @@ async def test_a_creation_in_flight_that_outlasts_the_grace_is_looked_up_and_can
     monkeypatch.setattr(scheduler, "CREATION_GRACE_SECONDS", 0.2)
     with FakeProviderServer(batch_delay_seconds=30) as server:
         async with openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k") as client:
-            with pytest.raises(RuntimeError):
-                async with fast_batchify(cancel_on_exit=True):
-                    task = asyncio.create_task(ask(client, "found and cancelled"))
-                    while server.stats.batches_created == 0:
-                        await asyncio.sleep(0.01)
-                    raise RuntimeError("stop")
-            with pytest.raises(batchling.BatchSubmissionAbandonedError, match=ASKED_TO_CANCEL):
-                await task  # answered with an error, not left waiting
+            error = await _ended_once_created(
+                server, lambda: ask(client, "found and cancelled"), cancel_on_exit=True
+            )
+            assert ASKED_TO_CANCEL in str(error)
         batch = server.batches[0]
         assert batch.status in ("cancelling", "cancelled")
         assert journaled_submission(batch.id) is not None
@@ -474,16 +487,8 @@ async def test_without_cancel_on_exit_a_creation_in_flight_is_left_to_the_journa
     _slow_to_learn_the_id(monkeypatch, 0.5)
     with FakeProviderServer(batch_delay_seconds=0.5) as server:
         async with openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k") as client:
-            with pytest.raises(RuntimeError):
-                async with fast_batchify():
-                    task = asyncio.create_task(ask(client, "left running"))
-                    while server.stats.batches_created == 0:
-                        await asyncio.sleep(0.01)
-                    raise RuntimeError("stop")
-            with pytest.raises(
-                batchling.BatchSubmissionAbandonedError, match="left running and journaled"
-            ):
-                await task  # answered with an error, not left waiting
+            error = await _ended_once_created(server, lambda: ask(client, "left running"))
+            assert "left running and journaled" in str(error)
             assert server.batches[0].status not in ("cancelling", "cancelled")
             async with fast_batchify() as ctx:  # a re-run finds the job and pays nothing more
                 reply = await ask(client, "left running")
@@ -499,14 +504,7 @@ async def test_a_rerun_finds_its_job_past_the_first_page_of_the_listing(
     _slow_to_learn_the_id(monkeypatch, 60)
     with FakeProviderServer(batch_delay_seconds=0.5) as server:
         async with openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k") as client:
-            with pytest.raises(RuntimeError):
-                async with fast_batchify():
-                    task = asyncio.create_task(ask(client, "deep in the listing"))
-                    while server.stats.batches_created == 0:
-                        await asyncio.sleep(0.01)
-                    raise RuntimeError("stop")
-            with pytest.raises(batchling.BatchSubmissionAbandonedError):
-                await task
+            await _ended_once_created(server, lambda: ask(client, "deep in the listing"))
             ours = server.batches[0].id
             uploaded = await client.files.create(
                 file=(
@@ -539,14 +537,7 @@ async def test_a_gemini_rerun_finds_its_job_past_the_first_page_of_the_listing(
     def ask_gemini() -> Any:
         return gemini_client.aio.models.generate_content(model="gemini-2.5-flash", contents="deep")
 
-    with pytest.raises(RuntimeError):
-        async with fast_batchify():
-            task = asyncio.create_task(ask_gemini())
-            while fake_server.stats.batches_created == 0:
-                await asyncio.sleep(0.01)
-            raise RuntimeError("stop")
-    with pytest.raises(batchling.BatchSubmissionAbandonedError):
-        await task
+    await _ended_once_created(fake_server, ask_gemini)
     ours = fake_server.batches[0].id
     for _ in range(60):  # other jobs of the account, newer than ours
         await gemini_client.aio.batches.create(
