@@ -159,8 +159,8 @@ class Scheduler:
         self._running: dict[str, SubmittedBatch] = {}
         self._creations: dict[str, _Creation] = {}
         self._job_callers: dict[asyncio.Task[None], dict[str, _Entry]] = {}
-        self._abandoned = False
         self._abandoning: asyncio.Future[list[SubmittedBatch]] | None = None
+        """Set once `abandon` starts; requests arriving from then on fail at once."""
         self._settled: set[str] = set()
         """Submissions whose creation `abandon` settled (`_created_by`)."""
         self._providers_of_running: dict[str, Provider] = {}
@@ -210,7 +210,7 @@ class Scheduler:
         """Queue `request`; the future resolves with its line result or the batch's error."""
         custom_id = self._next_custom_id(request)
         entry = _Entry(request, self._loop.create_future(), custom_id)
-        if self._abandoned:
+        if self._abandoning is not None:
             entry.future.set_exception(_abandoned_unsent())
             self._report.failed += 1
             return entry.future
@@ -317,7 +317,7 @@ class Scheduler:
         try:
             await coroutine
         except asyncio.CancelledError:
-            if not self._abandoned:
+            if self._abandoning is None:
                 await self.abandon(
                     "the event loop following these batch jobs shut down (Ctrl-C, or its "
                     "asyncio.run() ended) before the batchify() block ended"
@@ -372,7 +372,6 @@ class Scheduler:
         return left
 
     async def _abandon(self, why: str) -> list[SubmittedBatch]:
-        self._abandoned = True  # requests arriving from now on fail at once
         self._stop_deadline_timer()
         waiting = [entry for queue in self._queues.values() for entry in queue.entries]
         waiting += [entry for _, entry in self._unchecked]
@@ -421,10 +420,7 @@ class Scheduler:
             task = creation.task
             if creation.submission_id in self._settled or not task.done() or task.cancelled():
                 continue
-            if task.exception() is None:
-                batch = task.result()
-                self._providers_of_running[batch.batch_id] = creation.provider
-                self._created(creation, batch)
+            if (batch := self._settle_finished(creation)) is not None:
                 made.append(batch)
         return made
 
@@ -520,33 +516,38 @@ class Scheduler:
     async def _created_by(self, creation: _Creation) -> SubmittedBatch | None:
         """The job one settled creation made, if it made one (journaled and counted)."""
         provider, submission_id, task = creation.provider, creation.submission_id, creation.task
+        if not task.cancelled():
+            return self._settle_finished(creation)
         self._settled.add(submission_id)
-        batch: SubmittedBatch | None = None
-        if task.cancelled():
-            if not self._settings.cancel_on_exit:
-                return None  # stays "submitting" in the journal: a re-run looks it up
-            try:
-                batch = await self._look_up(creation)
-            except Exception as exc:
-                log.warning(
-                    "%s: could not look up batch %s, being created as the block ended, to "
-                    "cancel it (a re-run looks it up and follows it): %s",
-                    provider.name, submission_id, exc,
-                )  # fmt: skip
-                return None
-            if batch is None:
-                log.warning(
-                    "%s: batch %s, being created as the block ended, was not found at the "
-                    "provider; if it was created after all, a re-run finds it and follows it",
-                    provider.name, submission_id,
-                )  # fmt: skip
-                return None
-        elif (error := task.exception()) is not None:
+        if not self._settings.cancel_on_exit:
+            return None  # stays "submitting" in the journal: a re-run looks it up
+        try:
+            batch = await self._look_up(creation)
+        except Exception as exc:
+            log.warning(
+                "%s: could not look up batch %s, being created as the block ended, to "
+                "cancel it (a re-run looks it up and follows it): %s",
+                provider.name, submission_id, exc,
+            )  # fmt: skip
+            return None
+        if batch is None:
+            log.warning(
+                "%s: batch %s, being created as the block ended, was not found at the "
+                "provider; if it was created after all, a re-run finds it and follows it",
+                provider.name, submission_id,
+            )  # fmt: skip
+            return None
+        self._created(creation, batch)
+        return batch
+
+    def _settle_finished(self, creation: _Creation) -> SubmittedBatch | None:
+        """A creation that finished as the block ended: its failure handled as `_submit` would,
+        or its job journaled and counted."""
+        self._settled.add(creation.submission_id)
+        if (error := creation.task.exception()) is not None:
             self._creation_failed(creation, error)
             return None
-        else:
-            batch = task.result()
-        self._providers_of_running[batch.batch_id] = provider
+        batch = creation.task.result()
         self._created(creation, batch)
         return batch
 
@@ -695,6 +696,7 @@ class Scheduler:
     def _created(self, creation: _Creation, batch: SubmittedBatch) -> None:
         """Journal and report the job a creation made."""
         provider, submission_id = creation.provider, creation.submission_id
+        self._providers_of_running[batch.batch_id] = provider
         if (journal := self._journal) is not None:
             self._record(
                 f"batch {batch.batch_id}'s id",

@@ -240,7 +240,7 @@ def identity_signature(
 ) -> tuple[Any, ...]:
     """The cache key of a client identity: the client's state, the path and the call's headers
     (a header the call removes counts by the marker's type)."""
-    return (_client_state(client, base_url), path, header_key(call_headers))
+    return method_signature(client, base_url, path, header_key(call_headers))
 
 
 def header_key(call_headers: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
