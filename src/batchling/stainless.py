@@ -353,7 +353,7 @@ async def prepare(client: Any, cast_to: Any, options: Any) -> PreparedCall:
     cast_to = client._maybe_override_cast_to(cast_to, prepared)
     prepared = await _settle(client._prepare_options(prepared))
     path = path_of(str(prepared.url))
-    signature = identity_signature(client, str(client.base_url), str(prepared.url), caller_headers)
+    signature = identity_signature(client, base_url_text(client), str(prepared.url), caller_headers)
     client_key = cached_client_key(client, signature)
     json_data = prepared.json_data
     raw_body = None

@@ -147,7 +147,7 @@ class AnthropicProvider:
             return NotBatchable("non-JSON body", f"POST {path} sends a non-JSON body.")
         call = await stainless.prepare(instance, cast_to, options)
         beta = _is_beta(call.options)
-        return self._batch_request(instance, str(instance.base_url), beta, call)
+        return self._batch_request(instance, stainless.base_url_text(instance), beta, call)
 
     async def _direct_request(
         self, resource: Any, args: tuple[Any, ...], kwargs: dict[str, Any]

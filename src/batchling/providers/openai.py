@@ -124,7 +124,9 @@ class OpenAIProvider(WithoutHookTargets):
         path = stainless.path_of(str(options.url))
         if str(options.method).lower() != "post" or path.startswith(NON_MODEL_PATH_PREFIXES):
             return None
-        host = openai_compatible.host_for(str(instance.base_url), azure_client=_is_azure(instance))
+        host = openai_compatible.host_for(
+            stainless.base_url_text(instance), azure_client=_is_azure(instance)
+        )
         if path not in host.endpoints:
             return NotBatchable(
                 f"endpoint {path}",
@@ -158,7 +160,9 @@ class OpenAIProvider(WithoutHookTargets):
                 "cannot be batched.",
             )
         call = await stainless.prepare(instance, cast_to, options)
-        return self._batch_request(instance, str(instance.base_url), host, endpoint, call)
+        return self._batch_request(
+            instance, stainless.base_url_text(instance), host, endpoint, call
+        )
 
     async def _direct_chat_request(
         self, resource: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
