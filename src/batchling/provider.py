@@ -28,9 +28,6 @@ from typing import Any, Protocol, runtime_checkable
 PLUGIN_API_VERSION = 1
 """The version of the provider plugin API (this module and `batchling.hookspecs`). It grows
 when a change would break existing plugins; plugins can check it at registration."""
-LISTING_CLOCK_SKEW_SECONDS = 60.0
-"""How much earlier than `find_submission`'s `since` (this machine's clock) the provider may
-date the job: listings are read back to `since` minus this margin."""
 
 
 @dataclass(frozen=True, slots=True)

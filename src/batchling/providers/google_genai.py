@@ -29,10 +29,9 @@ from typing import Any
 from google.genai import errors, types
 from google.genai.files import AsyncFiles, Files
 
-from batchling import api_keys, backoff, json_codec, stainless
+from batchling import api_keys, backoff, json_codec, listing, stainless
 from batchling.hookspecs import hookimpl
 from batchling.provider import (
-    LISTING_CLOCK_SKEW_SECONDS,
     BatchLine,
     BatchRequest,
     BatchState,
@@ -56,8 +55,6 @@ ENDPOINT = "generateContent"
 ID_METADATA_KEY = "batchling_id"
 INLINE_LIMIT_BYTES = 20_000_000
 """The Batch API refuses inline jobs above 20 MB; bigger jobs go as an uploaded file."""
-_MAX_LISTING_PAGES = 100
-"""A job looked up on a re-run is searched among at most this many pages of 50 jobs."""
 INLINE_MARGIN_BYTES = 64_000
 
 _MODEL_CALL = re.compile(r"^/?(?P<model>(?:models|tunedModels)/[^:?]+):(?P<method>[A-Za-z]+)")
@@ -300,23 +297,19 @@ class GoogleGenAIProvider:
         """The job whose display name is `submission_id`. Listings come newest first: pages
         are read back to `since` (a minute's margin for clock skew), or only the first without
         it (a look-up right after a create attempt)."""
-        token = ""
-        for _ in range(_MAX_LISTING_PAGES):
+
+        async def page_at(token: str | None) -> tuple[list[dict[str, Any]], str | None]:
             path = "batches?pageSize=50" + (f"&pageToken={token}" if token else "")
-            listing = await api.request("get", path, {})
-            operations = listing.get("operations") or []
-            for operation in operations:
-                if (operation.get("metadata") or {}).get("displayName") == submission_id:
-                    return dict(operation)
-            token = str(listing.get("nextPageToken") or "")
-            if since is None or not token or not operations:
-                return None
-            created = [
-                _unix_time((op.get("metadata") or {}).get("createTime")) for op in operations
-            ]
-            if min(created) < since - LISTING_CLOCK_SKEW_SECONDS:
-                return None
-        return None
+            page = await api.request("get", path, {})
+            return list(page.get("operations") or []), page.get("nextPageToken") or None
+
+        found = await listing.find_job(
+            page_at,
+            lambda operation: (operation.get("metadata") or {}).get("displayName") == submission_id,
+            lambda operation: _unix_time((operation.get("metadata") or {}).get("createTime")),
+            since=since,
+        )
+        return dict(found) if found is not None else None
 
     async def poll(self, batch: SubmittedBatch) -> BatchStatus:
         job: _Job = batch.handle

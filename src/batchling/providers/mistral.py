@@ -34,7 +34,7 @@ from mistralai.client._hooks import AfterErrorContext, AfterSuccessContext
 from mistralai.client.files import Files
 from mistralai.client.jobs import Jobs
 
-from batchling import api_keys, backoff, json_codec, stainless
+from batchling import api_keys, backoff, json_codec, listing, stainless
 from batchling.hookspecs import hookimpl
 from batchling.provider import (
     BatchLine,
@@ -343,19 +343,20 @@ class MistralProvider(WithoutHookTargets):
         )
 
     async def _find_submission(self, api: _Api, submission_id: str, since: float) -> Any:
-        page = 0
-        while True:
-            listing = await api.list(page)
-            jobs = list(listing.data or [])
-            for job in jobs:
-                if _job_metadata(job).get(SUBMISSION_METADATA_KEY) == submission_id:
-                    return job
-            if not jobs or (page + 1) * LIST_PAGE_SIZE >= int(listing.total or 0):
-                return None
-            # Newest first: once a page reaches jobs older than the submission, stop.
-            if min(job.created_at for job in jobs) < since - LISTING_CLOCK_SLACK_SECONDS:
-                return None
-            page += 1
+        async def page_at(number: int | None) -> tuple[list[Any], int | None]:
+            number = number or 0
+            page = await api.list(number)
+            more = (number + 1) * LIST_PAGE_SIZE < int(page.total or 0)
+            return list(page.data or []), number + 1 if more else None
+
+        return await listing.find_job(
+            page_at,
+            lambda job: _job_metadata(job).get(SUBMISSION_METADATA_KEY) == submission_id,
+            lambda job: job.created_at,
+            since=since,
+            margin_seconds=LISTING_CLOCK_SLACK_SECONDS,
+            max_pages=None,
+        )
 
     async def poll(self, batch: SubmittedBatch) -> BatchStatus:
         job = await batch.handle.api.get(batch.batch_id)

@@ -23,10 +23,9 @@ from typing import Any
 
 import openai
 
-from batchling import api_keys, backoff, json_codec, stainless, stainless_direct
+from batchling import api_keys, backoff, json_codec, listing, stainless, stainless_direct
 from batchling.hookspecs import hookimpl
 from batchling.provider import (
-    LISTING_CLOCK_SKEW_SECONDS,
     BatchLine,
     BatchRequest,
     BatchState,
@@ -66,8 +65,6 @@ NON_MODEL_PATH_PREFIXES = (
 )  # fmt: skip
 
 SUBMISSION_METADATA_KEY = "batchling_submission"
-_MAX_LISTING_PAGES = 100
-"""A job looked up on a re-run is searched among at most this many pages of 100 jobs."""
 AZURE_API_VERSION_KEY = "azure_api_version"
 """Journaled with an Azure OpenAI job: the API version its client used."""
 AZURE_API_VERSION_ENV = "OPENAI_API_VERSION"  # where `AzureOpenAI` itself looks
@@ -286,21 +283,21 @@ class OpenAIProvider(WithoutHookTargets):
         """The job tagged with `submission_id`. Listings come newest first: pages are read back
         to `since` (a minute's margin for clock skew), or only the first without it (a look-up
         right after a create attempt)."""
-        after: str | None = None
-        for _ in range(_MAX_LISTING_PAGES):
+
+        async def page_after(after: str | None) -> tuple[list[Any], str | None]:
             options: dict[str, Any] = {"limit": 100, "extra_headers": call_headers or None}
             if after is not None:
                 options["after"] = after
             page = await stainless.call(client, client.batches.list, **options)
-            for batch in page.data:
-                if (batch.metadata or {}).get(SUBMISSION_METADATA_KEY) == submission_id:
-                    return batch
-            if since is None or not page.data or not getattr(page, "has_more", False):
-                return None
-            if min(batch.created_at for batch in page.data) < since - LISTING_CLOCK_SKEW_SECONDS:
-                return None
-            after = page.data[-1].id
-        return None
+            more = bool(page.data) and getattr(page, "has_more", False)
+            return page.data, page.data[-1].id if more else None
+
+        return await listing.find_job(
+            page_after,
+            lambda batch: (batch.metadata or {}).get(SUBMISSION_METADATA_KEY) == submission_id,
+            lambda batch: batch.created_at,
+            since=since,
+        )
 
     async def poll(self, batch: SubmittedBatch) -> BatchStatus:
         if (api := _host_api(batch.handle.client)) is not None:
