@@ -27,7 +27,9 @@ def tests(session: nox.Session, sdks: str) -> None:
     # A separate third-party plugin distribution, loaded through its entry point.
     session.install("-e", "tests/plugin_package")
     session.install(*SDK_PINS[sdks])
-    session.run("pytest", *session.posargs)
+    # One worker per core (pytest-xdist): tests share no ports or files. `-n 0` runs them in
+    # one process, e.g. `nox -s tests -- -n 0 -x`.
+    session.run("pytest", "-n", "auto", *session.posargs)
 
 
 @nox.session
@@ -59,7 +61,7 @@ def frameworks(session: nox.Session) -> None:
     # instructor pins jiter<0.15, which would hold openai (and with it pydantic-ai) years back;
     # it runs fine on the current jiter.
     session.install("--no-deps", "instructor")
-    session.run("pytest", "tests_frameworks", *session.posargs)
+    session.run("pytest", "-n", "auto", "tests_frameworks", *session.posargs)
 
 
 @nox.session(default=False)
