@@ -10,7 +10,12 @@ from typing import Any
 import openai
 import pydantic
 import pytest
-from openai.types import Completion, CreateEmbeddingResponse, ModerationCreateResponse
+from openai.types import (
+    Completion,
+    CreateEmbeddingResponse,
+    ImagesResponse,
+    ModerationCreateResponse,
+)
 from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
 
@@ -226,6 +231,59 @@ async def test_legacy_completions_and_moderations_are_batched(
         "/v1/moderations",
     ]
     assert fake_server.stats.realtime_calls == 0
+
+
+async def test_image_generations_are_batched_and_equal_realtime_ones(
+    client: openai.AsyncOpenAI, fake_server: FakeProviderServer
+) -> None:
+    live = await client.images.generate(model="gpt-image-1", prompt="an oak chair", n=2)
+    async with fast_batchify() as ctx:
+        batched, dall_e = await asyncio.gather(
+            client.images.generate(model="gpt-image-1", prompt="an oak chair", n=2),
+            client.images.generate(model="dall-e-3", prompt="a lamp", size="1024x1792"),
+        )
+    assert type(batched) is ImagesResponse
+    assert batched.model_dump(exclude={"created"}) == live.model_dump(exclude={"created"})
+    assert batched.data is not None
+    assert len(batched.data) == 2
+    assert batched.usage is not None
+    assert batched.usage.output_tokens > 0
+    assert dall_e.data is not None
+    assert dall_e.data[0].url is not None
+    assert dall_e.data[0].revised_prompt == "A photograph of a lamp"
+    assert [batch.endpoint for batch in fake_server.batches] == ["/v1/images/generations"] * 2
+    assert fake_server.batches[1].lines[0]["body"]["size"] == "1024x1792"
+    assert fake_server.stats.realtime_calls == 1  # the live call before the block
+    assert ctx.report.batched == 2
+
+
+async def test_image_generation_jobs_are_split_by_the_images_they_return(
+    client: openai.AsyncOpenAI, fake_server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("batchling.providers.openai.IMAGES_PER_JOB", 4)
+    async with fast_batchify():
+        replies = await asyncio.gather(*(
+            client.images.generate(model="gpt-image-1", prompt=f"chair {i}", n=2)
+            for i in range(5)
+        ))  # fmt: skip
+    assert all(reply.data is not None and len(reply.data) == 2 for reply in replies)
+    assert sorted(fake_server.stats.lines_per_batch) == [1, 2, 2]
+
+
+async def test_image_edits_upload_files_and_pass_through_reported(
+    client: openai.AsyncOpenAI, fake_server: FakeProviderServer
+) -> None:
+    # The fake server serves no real-time image edits: its 404 shows where the call went.
+    async with fast_batchify() as ctx:
+        with (
+            pytest.warns(batchling.NotBatchedWarning, match="multipart"),
+            pytest.raises(openai.NotFoundError),
+        ):
+            await client.images.edit(
+                model="gpt-image-1", image=("chair.png", b"png", "image/png"), prompt="red"
+            )
+    assert ctx.report.passed_through == {"non-JSON body": 1}
+    assert fake_server.stats.batches_created == 0
 
 
 class ProductCopy(pydantic.BaseModel):

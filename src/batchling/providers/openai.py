@@ -69,6 +69,10 @@ AZURE_API_VERSION_KEY = "azure_api_version"
 """Journaled with an Azure OpenAI job: the API version its client used."""
 AZURE_API_VERSION_ENV = "OPENAI_API_VERSION"  # where `AzureOpenAI` itself looks
 CREATE_ATTEMPTS = 6
+IMAGES_PER_JOB = 100
+"""Most images one image-generation job is asked for (`n` summed over its requests). Each comes
+back base64-encoded in the job's result file, a few MB apiece, and a job's results are read
+whole before its callers are answered: smaller jobs keep that bounded."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -143,7 +147,11 @@ class OpenAIProvider(WithoutHookTargets):
                 "API cannot give.",
             )
         if stainless.has_non_json_body(options):
-            return NotBatchable("non-JSON body", f"POST {path} sends a non-JSON body.")
+            return NotBatchable(
+                "non-JSON body",
+                f"POST {path} uploads files or raw bytes (multipart), and a batch line carries "
+                "a JSON body only.",
+            )
         if isinstance(options.params, Mapping) and options.params:
             return NotBatchable(
                 "query parameters",
@@ -201,6 +209,11 @@ class OpenAIProvider(WithoutHookTargets):
         call: stainless.PreparedCall,
     ) -> BatchRequest:
         model = str(call.body.get("model") or "")
+        limits = (host.max_requests_per_batch, host.max_bytes_per_batch)
+        if endpoint.endswith("/images/generations"):
+            images = call.body.get("n")
+            per_request = images if isinstance(images, int) and images > 0 else 1
+            limits = (min(limits[0], max(1, IMAGES_PER_JOB // per_request)), limits[1])
         return BatchRequest(
             provider=self.name,
             client_key=call.client_key,
@@ -212,7 +225,7 @@ class OpenAIProvider(WithoutHookTargets):
                 self.name, endpoint, model, base_url, call.raw_body
             ),
             base_url=base_url,
-            limits=(host.max_requests_per_batch, host.max_bytes_per_batch),
+            limits=limits,
             client=client,
             call=call,
         )

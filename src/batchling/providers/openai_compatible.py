@@ -19,9 +19,13 @@ from typing import Any, Protocol
 from batchling.provider import BatchLine, BatchRequest, BatchStatus, LineResult, SubmittedBatch
 from batchling.providers.together import TogetherBatchAPI
 
-ALL_ENDPOINTS = frozenset(
-    {"/chat/completions", "/responses", "/embeddings", "/completions", "/moderations"}
-)
+ALL_ENDPOINTS = frozenset({
+    "/chat/completions", "/responses", "/embeddings", "/completions", "/moderations",
+    # `images.edit` uploads its images (multipart), which no batch line carries: only JSON
+    # bodies sent to it (`client.post`) are batched. `/videos` is left out: a video job is
+    # already asynchronous, and `videos.create` answers with the job, not the video.
+    "/images/generations", "/images/edits",
+})  # fmt: skip
 
 
 class HostBatchAPI(Protocol):

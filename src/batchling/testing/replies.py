@@ -13,6 +13,7 @@ import json
 import math
 import random
 import struct
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ REALTIME_ENDPOINTS: tuple[str, ...] = (
     "/v1/embeddings",
     "/v1/completions",
     "/v1/moderations",
+    "/v1/images/generations",
 )
 DEFAULT_EMBEDDING_DIMENSIONS = 8
 DEFAULT_MODERATION_MODEL = "omni-moderation-latest"
@@ -482,6 +484,94 @@ def _unflagged_moderation_result() -> Json:
     }
 
 
+# ---------------------------------------------------------------------------- image generations
+
+DEFAULT_IMAGE_MODEL = "dall-e-2"  # what the API uses when a request names none
+IMAGE_URL_PREFIX = "https://images.fake-provider.invalid/"
+_GPT_IMAGE_OUTPUT_TOKENS = {"low": 272, "medium": 1056, "high": 4160}
+"""Output tokens of one 1024x1024 image at each quality, as OpenAI's pricing page lists them."""
+
+
+def image_generation(body: Json, new_id: NewId, created: int) -> Json:
+    """An ``ImagesResponse``: each image a 1x1 PNG whose colour comes from the prompt.
+
+    GPT Image models always answer base64 and report token usage; DALL·E models answer a URL
+    unless ``response_format="b64_json"``, and DALL·E 3 rewrites the prompt.
+    """
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt:
+        raise InvalidRequest("You must provide a prompt.", param="prompt")
+    model = body.get("model") or DEFAULT_IMAGE_MODEL
+    if not isinstance(model, str):
+        raise InvalidRequest("'model' must be a string.", param="model")
+    count = _int_or_none(body.get("n")) or 1
+    if not 1 <= count <= 10 or (model == "dall-e-3" and count != 1):
+        raise InvalidRequest(
+            f"Invalid 'n': {count} images cannot be generated with {model}.", param="n"
+        )
+    size = body.get("size") if body.get("size") not in (None, "auto") else "1024x1024"
+    if not model.startswith("gpt-image"):
+        return _dall_e_images(body, model, prompt, count, created, new_id)
+    if body.get("response_format") is not None:
+        raise InvalidRequest(
+            f"Unknown parameter: 'response_format' is not supported with {model}.",
+            param="response_format",
+        )
+    quality = body.get("quality") if body.get("quality") not in (None, "auto") else "medium"
+    input_tokens = count_words(prompt)
+    output_tokens = count * _GPT_IMAGE_OUTPUT_TOKENS.get(str(quality), 1056)
+    image = _png_base64(prompt)
+    return {
+        "created": created,
+        "background": "transparent" if body.get("background") == "transparent" else "opaque",
+        "data": [{"b64_json": image} for _ in range(count)],
+        "output_format": body.get("output_format") or "png",
+        "quality": quality,
+        "size": size,
+        "usage": {
+            "input_tokens": input_tokens,
+            "input_tokens_details": {"text_tokens": input_tokens, "image_tokens": 0},
+            "output_tokens": output_tokens,
+            "total_tokens": input_tokens + output_tokens,
+        },
+    }
+
+
+def _dall_e_images(
+    body: Json, model: str, prompt: str, count: int, created: int, new_id: NewId
+) -> Json:
+    as_base64 = body.get("response_format") == "b64_json"
+    images: list[Json] = []
+    for _ in range(count):
+        image: Json = (
+            {"b64_json": _png_base64(prompt)}
+            if as_base64
+            else {"url": f"{IMAGE_URL_PREFIX}{new_id('img-')}.png"}
+        )
+        if model == "dall-e-3":
+            image["revised_prompt"] = f"A photograph of {prompt}"
+        images.append(image)
+    return {"created": created, "data": images}
+
+
+def _png_base64(prompt: str) -> str:
+    """A valid one-pixel PNG whose colour is the first three bytes of the prompt's SHA-256."""
+    red, green, blue = hashlib.sha256(prompt.encode()).digest()[:3]
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)  # 1x1, 8-bit RGB
+    pixels = zlib.compress(bytes((0, red, green, blue)))  # filter byte, then the pixel
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels)
+    return base64.b64encode(png + chunk(b"IEND", b"")).decode()
+
+
 # ---------------------------------------------------------------------------- shared helpers
 
 _BUILDERS: dict[str, Callable[[Json, NewId, int], Json]] = {
@@ -490,6 +580,7 @@ _BUILDERS: dict[str, Callable[[Json, NewId, int], Json]] = {
     "/v1/embeddings": embeddings,
     "/v1/completions": completion,
     "/v1/moderations": moderation,
+    "/v1/images/generations": image_generation,
 }
 
 
