@@ -30,6 +30,9 @@ SPLIT_QUICK = [("openai", 3_000, 1_000), ("anthropic", 2_000, 800), ("gemini", 2
 # (provider, n, filler characters per prompt) runs whose payload passes a byte limit: OpenAI's
 # 200 MB per job (the job is split), Gemini's 20 MB inline payload (the job is uploaded as a file).
 BYTES = [("openai", 5_000, 41_000), ("gemini", 2_000, 11_000)]
+# (calls, texts per call): `embeddings.create` calls whose inputs pass OpenAI's 50,000 embedding
+# inputs per job long before its 50,000 requests.
+EMBEDDINGS = (2_000, 50)
 POLL = 0.05
 WINDOW = 0.5
 
@@ -181,6 +184,11 @@ def main(argv: list[str] | None = None) -> None:
         run = scale_run(provider, "batchling", n, extra=["--pad", str(pad)])
         run["pad"] = pad
         results["split"].append(run)
+    calls, texts = EMBEDDINGS
+    log(f"    openai n={calls} embeddings.create calls of {texts} texts (embedding inputs limit)")
+    run = scale_run("openai", "batchling", calls, extra=["--embedding-inputs", str(texts)])
+    run["embedding_inputs"] = texts
+    results["split"].append(run)
 
     log("4/5 latency (simulated clock, and one block with the default polling policy)")
     results["latency"] = latency.run(quick=args.quick)
@@ -399,6 +407,11 @@ def render(r: dict[str, Any]) -> str:
             size += (
                 f" (prompts of {run['pad'] / 1000:.0f} kB, peak RSS {run['peak_rss_mb']:.0f} MB)"
             )
+        if run.get("embedding_inputs"):
+            size += (
+                f" (`embeddings.create` of {run['embedding_inputs']} texts each: "
+                f"{run['n'] * run['embedding_inputs']:,} inputs)"
+            )
         add(
             f"| {provider} | {run['n']:,} | {size} | {_jobs(run['batches'])} | "
             f"{', '.join(f'{x / 1e6:.1f} MB' for x in run['batch_bytes'])} | "
@@ -409,7 +422,8 @@ def render(r: dict[str, Any]) -> str:
         "100,000 / 256 MB, Gemini 100,000 per job with inline payloads up to 20 MB (larger "
         "jobs are uploaded as a JSONL file). The 100,000-request OpenAI run is split by the "
         "request limit; the runs with long prompts pass OpenAI's 200 MB per job (split by "
-        "bytes) and Gemini's 20 MB inline limit (uploaded as a file).\n"
+        "bytes) and Gemini's 20 MB inline limit (uploaded as a file); the embeddings run passes "
+        "OpenAI's 50,000 embedding inputs per job (split by inputs).\n"
     )
 
     # -- latency

@@ -50,6 +50,10 @@ TERMINAL_OPENAI = {"completed", "failed", "expired", "cancelled"}
 
 PAD = 0
 """Characters of filler appended to every prompt (`--pad`), to reach the providers' byte limits."""
+EMBEDDING_INPUTS = 0
+"""OpenAI only (`--embedding-inputs`): each call is an `embeddings.create` of this many texts, to
+pass OpenAI's 50,000 embedding inputs per job before its 50,000 requests."""
+EMBEDDING_MODEL = "text-embedding-3-small"
 
 
 def prompt(i: int) -> str:
@@ -114,7 +118,13 @@ CLIENTS: dict[str, Callable[[str], Any]] = {
 
 
 def sdk_call(provider: str, client: Any) -> Callable[[int], Awaitable[Any]]:
-    if provider == "openai":
+    if provider == "openai" and EMBEDDING_INPUTS:
+
+        def call(i: int) -> Awaitable[Any]:
+            texts = [f"{prompt(i)} part {k}" for k in range(EMBEDDING_INPUTS)]
+            return client.embeddings.create(model=EMBEDDING_MODEL, input=texts)
+
+    elif provider == "openai":
 
         def call(i: int) -> Awaitable[Any]:
             return client.chat.completions.create(
@@ -142,6 +152,10 @@ def sdk_call(provider: str, client: Any) -> Callable[[int], Awaitable[Any]]:
 
 def check(provider: str, i: int, result: Any) -> None:
     """Spot-check that caller i got its own answer (the fake echoes the prompt)."""
+    if provider == "openai" and EMBEDDING_INPUTS:
+        if len(result.data) != EMBEDDING_INPUTS:
+            raise AssertionError(f"caller {i} got {len(result.data)} embeddings")
+        return
     if provider == "openai":
         text = result.choices[0].message.content or ""
     elif provider == "anthropic":
@@ -419,9 +433,15 @@ def main(argv: list[str] | None = None) -> None:
         "whichever function allocated last)",
     )
     parser.add_argument("--pad", type=int, default=0, help="filler characters per prompt")
+    parser.add_argument(
+        "--embedding-inputs", type=int, default=0, help="openai: embed this many texts per call"
+    )
     args = parser.parse_args(argv)
-    global PAD
+    global PAD, EMBEDDING_INPUTS
     PAD = args.pad
+    EMBEDDING_INPUTS = args.embedding_inputs
+    if EMBEDDING_INPUTS and (args.provider != "openai" or args.mode != "batchling"):
+        parser.error("--embedding-inputs is for --provider openai --mode batchling")
     _import_everything()
     if args.no_gc:
         gc.disable()

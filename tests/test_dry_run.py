@@ -54,6 +54,25 @@ async def test_dry_run_splits_batches_and_groups_like_a_real_run(
     assert fake_server.stats.requests == []
 
 
+async def test_dry_run_splits_embedding_jobs_by_their_inputs_like_a_real_run(
+    client: openai.AsyncOpenAI, fake_server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("batchling.providers.openai.EMBEDDING_INPUTS_PER_JOB", 5)
+    ctx = fast_batchify(dry_run=True)
+    with pytest.raises(SystemExit):
+        async with ctx:
+            await asyncio.gather(*(
+                client.embeddings.create(
+                    model="text-embedding-3-small", input=[f"t{i}.{k}" for k in range(count)]
+                )
+                for i, count in enumerate([3, 1, 2, 4, 1])
+            ))  # fmt: skip
+    assert ctx.plan is not None
+    [group] = list(ctx.plan)
+    assert group.batches == 3  # 3+1, 2, 4+1 (as test_openai_batching's real run makes them)
+    assert fake_server.stats.requests == []
+
+
 async def test_dry_run_counts_streaming_as_real_time_without_sending_it(
     client: openai.AsyncOpenAI, fake_server: FakeProviderServer
 ) -> None:

@@ -252,7 +252,9 @@ async def test_image_generations_are_batched_and_equal_realtime_ones(
     assert dall_e.data[0].url is not None
     assert dall_e.data[0].revised_prompt == "A photograph of a lamp"
     assert [batch.endpoint for batch in fake_server.batches] == ["/v1/images/generations"] * 2
-    assert fake_server.batches[1].lines[0]["body"]["size"] == "1024x1792"
+    # Two jobs created at once: which the server saw first is not fixed.
+    by_model = {batch.lines[0]["body"]["model"]: batch for batch in fake_server.batches}
+    assert by_model["dall-e-3"].lines[0]["body"]["size"] == "1024x1792"
     assert fake_server.stats.realtime_calls == 1  # the live call before the block
     assert ctx.report.batched == 2
 
@@ -268,6 +270,28 @@ async def test_image_generation_jobs_are_split_by_the_images_they_return(
         ))  # fmt: skip
     assert all(reply.data is not None and len(reply.data) == 2 for reply in replies)
     assert sorted(fake_server.stats.lines_per_batch) == [1, 2, 2]
+
+
+EMBEDDING_INPUT_COUNTS = [3, 1, 2, 4, 1]  # against 5 inputs a job: jobs of 3+1, 2, 4+1
+
+
+async def test_embedding_jobs_are_split_by_their_inputs_not_only_their_requests(
+    client: openai.AsyncOpenAI, fake_server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("batchling.providers.openai.EMBEDDING_INPUTS_PER_JOB", 5)
+    async with fast_batchify():
+        replies = await asyncio.gather(*(
+            client.embeddings.create(
+                model="text-embedding-3-small", input=[f"text {i}.{k}" for k in range(count)]
+            )
+            for i, count in enumerate(EMBEDDING_INPUT_COUNTS)
+        ))  # fmt: skip
+    assert [len(reply.data) for reply in replies] == EMBEDDING_INPUT_COUNTS
+    inputs_per_job = [
+        sum(len(line["body"]["input"]) for line in batch.lines) for batch in fake_server.batches
+    ]
+    assert sorted(inputs_per_job) == [2, 4, 5]
+    assert fake_server.stats.realtime_calls == 0
 
 
 async def test_image_edits_upload_files_and_pass_through_reported(

@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from batchling.job_fill import JobFill, JobLimits
 from batchling.provider import BatchRequest, Provider
 
 CHARS_PER_TOKEN = 4
@@ -48,7 +49,8 @@ class PlanGroup:
     cached: int = 0
     batches: int = 0
     """Batch jobs the new requests would make, after splitting by limits."""
-    _queues: dict[str, list[int]] = dataclasses.field(default_factory=dict, repr=False)
+    _jobs: dict[str, JobFill] = dataclasses.field(default_factory=dict, repr=False)
+    """The job each client's requests are filling."""
 
 
 @dataclasses.dataclass
@@ -74,18 +76,13 @@ class DryRunPlan:
             return
         group.requests += 1
         group.input_tokens += estimate_input_tokens(request.body)
-        # Split exactly as the scheduler would: per client identity, by count and by bytes.
-        queue = group._queues.setdefault(request.client_key, [0, 0])
-        max_requests, max_bytes = request.limits or (
-            provider.max_requests_per_batch,
-            provider.max_bytes_per_batch,
-        )
-        limit = min(self.batch_size, max_requests)
-        if queue[0] == 0 or queue[0] >= limit or (queue[1] + request.size_bytes > max_bytes):
+        # Split exactly as the scheduler would: per client identity, by the job limits.
+        limits = JobLimits.of(provider, request, self.batch_size)
+        job = group._jobs.get(request.client_key)
+        if job is None or job.is_full(limits) or not job.has_room_for(request, limits):
             group.batches += 1
-            queue[0], queue[1] = 0, 0
-        queue[0] += 1
-        queue[1] += request.size_bytes
+            job = group._jobs[request.client_key] = JobFill()
+        job.add(request)
 
     def add_pass_through(self, provider: str, kind: str) -> None:
         """Count one call that would be sent in real time."""

@@ -81,6 +81,11 @@ class BatchRequest:
     limits: tuple[int, int] | None = None
     """`(requests, bytes)` per job where they differ from the provider's own limits (e.g. by
     host)."""
+    units: int = 1
+    """How much of a job's `max_units` this request uses (e.g. its embedding inputs)."""
+    max_units: int | None = None
+    """At most this many `units`, summed over its requests, in the job this request joins
+    (OpenAI: 50,000 embedding inputs per job); None: no such limit."""
 
     @property
     def queue_key(self) -> tuple[str, str, str, str]:

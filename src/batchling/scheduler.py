@@ -38,6 +38,7 @@ from batchling.errors import (
     MissingResultError,
 )
 from batchling.events import Observers
+from batchling.job_fill import JobFill, JobLimits
 from batchling.journal import FAULTS as JOURNAL_FAULTS
 from batchling.journal import Entry, Journal, Submission, SubmissionState
 from batchling.patching import suspended
@@ -109,7 +110,7 @@ class _Entry:
 class _Queue:
     provider: Provider
     entries: list[_Entry] = dataclasses.field(default_factory=list)
-    size_bytes: int = 0
+    fill: JobFill = dataclasses.field(default_factory=JobFill)
     timer: asyncio.TimerHandle | None = None
 
 
@@ -270,17 +271,13 @@ class Scheduler:
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = _Queue(provider)
-        max_requests, max_bytes = request.limits or (
-            provider.max_requests_per_batch,
-            provider.max_bytes_per_batch,
-        )
-        if queue.entries and queue.size_bytes + request.size_bytes > max_bytes:
+        limits = JobLimits.of(provider, request, self._settings.batch_size)
+        if not queue.fill.has_room_for(request, limits):
             self._flush(key)
             queue = self._queues[key] = _Queue(provider)
         queue.entries.append(entry)
-        queue.size_bytes += request.size_bytes
-        max_requests = min(self._settings.batch_size, max_requests)
-        if len(queue.entries) >= max_requests:
+        queue.fill.add(request)
+        if queue.fill.is_full(limits):
             self._flush(key)
         elif queue.timer is None:
             # While the block is closing, requests still arriving (from tasks it waits for) are

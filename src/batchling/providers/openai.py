@@ -73,6 +73,9 @@ IMAGES_PER_JOB = 100
 """Most images one image-generation job is asked for (`n` summed over its requests). Each comes
 back base64-encoded in the job's result file, a few MB apiece, and a job's results are read
 whole before its callers are answered: smaller jobs keep that bounded."""
+EMBEDDING_INPUTS_PER_JOB = 50_000
+"""OpenAI's limit on the embedding inputs (texts or token lists) summed over one job's requests
+(the `batches.create` reference); a job above it fails as a whole."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -209,11 +212,7 @@ class OpenAIProvider(WithoutHookTargets):
         call: stainless.PreparedCall,
     ) -> BatchRequest:
         model = str(call.body.get("model") or "")
-        limits = (host.max_requests_per_batch, host.max_bytes_per_batch)
-        if endpoint.endswith("/images/generations"):
-            images = call.body.get("n")
-            per_request = images if isinstance(images, int) and images > 0 else 1
-            limits = (min(limits[0], max(1, IMAGES_PER_JOB // per_request)), limits[1])
+        units, max_units = _units(endpoint, call.body)
         return BatchRequest(
             provider=self.name,
             client_key=call.client_key,
@@ -225,9 +224,11 @@ class OpenAIProvider(WithoutHookTargets):
                 self.name, endpoint, model, base_url, call.raw_body
             ),
             base_url=base_url,
-            limits=limits,
+            limits=(host.max_requests_per_batch, host.max_bytes_per_batch),
             client=client,
             call=call,
+            units=units,
+            max_units=max_units,
         )
 
     async def submit(
@@ -481,6 +482,21 @@ _STATES: Mapping[str, BatchState] = {
     "expired": BatchState.EXPIRED,
     "cancelled": BatchState.CANCELLED,
 }
+
+
+def _units(endpoint: str, body: Mapping[str, Any]) -> tuple[int, int | None]:
+    """What a request counts against a per-job limit beyond the request count, and that limit:
+    its embedding inputs, or the images it asks for."""
+    if endpoint.endswith("/embeddings"):
+        inputs = body.get("input")
+        # A list of token ids is one input; a list of strings or of token lists is several.
+        if isinstance(inputs, list) and inputs and not isinstance(inputs[0], int):
+            return len(inputs), EMBEDDING_INPUTS_PER_JOB
+        return 1, EMBEDDING_INPUTS_PER_JOB
+    if endpoint.endswith("/images/generations"):
+        images = body.get("n")
+        return (images if isinstance(images, int) and images > 0 else 1), IMAGES_PER_JOB
+    return 1, None
 
 
 def _encode_lines(lines: Sequence[BatchLine]) -> bytes:
