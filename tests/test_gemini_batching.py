@@ -13,11 +13,12 @@ from google.genai import models as google_models
 
 import batchling
 from batchling import stainless
-from batchling.providers import google_genai_parts
+from batchling.providers import google_genai, google_genai_parts
 from batchling.testing import FakeProviderServer
 from tests.conftest import fast_batchify
 
 MODEL = "gemini-2.5-flash"
+EMBED_MODEL = "gemini-embedding-001"
 
 
 def ask(client: genai.Client, text: str, model: str = MODEL):  # type: ignore[no-untyped-def]
@@ -121,6 +122,80 @@ async def test_failed_line_raises_client_error_with_the_real_code_in_that_caller
     assert type(broken) is errors.ServerError
     assert broken.code == 503
     assert fake_server.stats.realtime_calls == 0
+
+
+def embed(client: genai.Client, contents: str | list[str], **config: object):  # type: ignore[no-untyped-def]
+    return client.aio.models.embed_content(
+        model=EMBED_MODEL, contents=contents, config=types.EmbedContentConfig(**config)
+    )
+
+
+async def test_embed_content_is_batched_one_line_per_content_and_equals_real_time(
+    gemini_client: genai.Client, fake_server: FakeProviderServer
+) -> None:
+    live = await embed(gemini_client, ["oak chair", "red lamp"], output_dimensionality=4)
+    async with fast_batchify() as ctx:
+        batched, single = await asyncio.gather(
+            embed(gemini_client, ["oak chair", "red lamp"], output_dimensionality=4),
+            embed(gemini_client, "desk", task_type="RETRIEVAL_DOCUMENT"),
+        )
+    assert type(batched) is types.EmbedContentResponse
+    ignored = {"sdk_http_response"}
+    assert batched.model_dump(exclude=ignored) == live.model_dump(exclude=ignored)
+    assert single.embeddings is not None
+    assert len(single.embeddings) == 1
+    [job] = fake_server.batches
+    assert job.endpoint == "asyncBatchEmbedContent"
+    assert [line["request"]["content"]["parts"][0]["text"] for line in job.lines] == [
+        "oak chair", "red lamp", "desk",
+    ]  # fmt: skip
+    assert job.lines[2]["request"]["taskType"] == "RETRIEVAL_DOCUMENT"
+    assert fake_server.stats.realtime_calls == 1  # the live call before the block
+    assert ctx.report.batched == 2
+
+
+async def test_a_failed_content_fails_its_own_embed_call_only(
+    gemini_client: genai.Client, fake_server: FakeProviderServer
+) -> None:
+    async with fast_batchify():
+        ok, bad = await asyncio.gather(
+            embed(gemini_client, ["fine", "also fine"]),
+            embed(gemini_client, ["fine too", "bad [[fail:429]]"]),
+            return_exceptions=True,
+        )
+    assert isinstance(ok, types.EmbedContentResponse)
+    assert ok.embeddings is not None
+    assert len(ok.embeddings) == 2
+    assert type(bad) is errors.ClientError
+    assert bad.code == 429
+
+
+async def test_embedding_jobs_are_split_by_their_contents(
+    gemini_client: genai.Client, fake_server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(google_genai, "EMBED_INPUTS_PER_JOB", 3)
+    async with fast_batchify():
+        replies = await asyncio.gather(
+            embed(gemini_client, ["a", "b"]),
+            embed(gemini_client, ["c", "d"]),
+            embed(gemini_client, "e"),
+        )
+    assert [len(reply.embeddings or []) for reply in replies] == [2, 2, 1]
+    assert sorted(fake_server.stats.provider("gemini").lines_per_batch) == [2, 3]
+
+
+async def test_an_embed_call_whose_contents_a_cancelled_job_left_unanswered_gets_the_error(
+    gemini_client: genai.Client, fake_server: FakeProviderServer
+) -> None:
+    fake_server.set_batch_outcome("cancelled", completed_fraction=0.5)
+    async with fast_batchify():
+        done, cut = await asyncio.gather(
+            embed(gemini_client, ["first", "second"]),
+            embed(gemini_client, ["third", "fourth"]),  # lines 3 and 4 of 4: not answered
+            return_exceptions=True,
+        )
+    assert isinstance(done, types.EmbedContentResponse)
+    assert isinstance(cut, batchling.BatchCancelledError)
 
 
 async def test_job_too_large_for_inline_goes_through_an_uploaded_file(

@@ -551,6 +551,37 @@ async def test_a_gemini_rerun_finds_its_job_past_the_first_page_of_the_listing(
     assert fake_server.stats.batches_created == 61
 
 
+@pytest.mark.parametrize("id_learned", [True, False], ids=["journaled-id", "found-in-listing"])
+async def test_a_rerun_follows_an_embedding_job_and_answers_each_call_from_its_lines(
+    monkeypatch: pytest.MonkeyPatch, id_learned: bool
+) -> None:
+    real_submit = google_genai.GoogleGenAIProvider.submit
+    if not id_learned:  # the block ends before the create's answer: no job id, no parts
+        _slow_to_learn_the_id(monkeypatch, 60, google_genai.GoogleGenAIProvider)
+    with FakeProviderServer(batch_delay_seconds=0.5) as server:
+        client = genai.Client(
+            api_key="k", http_options=genai.types.HttpOptions(base_url=server.gemini_base_url)
+        )
+
+        async def embed_both() -> list[Any]:
+            return await asyncio.gather(*(
+                client.aio.models.embed_content(model="gemini-embedding-001", contents=contents)
+                for contents in (["a", "b", "c"], "d")
+            ))  # fmt: skip
+
+        await _ended_once_created(server, embed_both)
+        monkeypatch.setattr(google_genai.GoogleGenAIProvider, "submit", real_submit)
+        async with fast_batchify() as ctx:  # reattached from the journal: no new job
+            first, second = await embed_both()
+        live = await client.aio.models.embed_content(model="gemini-embedding-001", contents="c")
+        await client.aio.aclose()
+    assert len(first.embeddings) == 3
+    assert first.embeddings[2].values == live.embeddings[0].values
+    assert len(second.embeddings) == 1
+    assert server.stats.batches_created == 1
+    assert ctx.report.resumed_batch_ids == [server.batches[0].id]
+
+
 async def test_resume_works_for_anthropic_and_gemini_too(
     anthropic_client, gemini_client, fake_server: FakeProviderServer
 ) -> None:  # type: ignore[no-untyped-def]

@@ -10,7 +10,10 @@ SDK expects, so the SDK's own response processing builds the `GenerateContentRes
 
 Jobs are created inline (`models/{model}:batchGenerateContent`) with each request's id in its
 `metadata`; a job whose inline payload would exceed the provider's inline limit is sent as an
-uploaded JSONL file instead. Vertex AI clients, streaming and embeddings are passed through.
+uploaded JSONL file instead. `embed_content` calls (`models/{model}:batchEmbedContents`, one
+request per content) become embedding jobs (`asyncBatchEmbedContent`), always inline: each of a
+call's contents is one line of the job, and the call's answer is put together from its lines.
+Vertex AI clients, streaming and media generation are passed through.
 Checked against google-genai 3.x (default API version `v1`; job names are `batches/<id>`).
 """
 
@@ -52,6 +55,11 @@ SYNC_STREAM_TARGET = PatchTarget(
 )
 
 ENDPOINT = "generateContent"
+EMBED_ENDPOINT = "batchEmbedContents"
+"""An `embed_content` call: its contents go out as one embedding job's lines."""
+EMBED_INPUTS_PER_JOB = 2_000
+"""Most contents one embedding job holds. Its embeddings come back inline in the job's status
+(up to 3,072 floats each, as JSON text): smaller jobs keep that one response bounded."""
 ID_METADATA_KEY = "batchling_id"
 INLINE_LIMIT_BYTES = 20_000_000
 """The Batch API refuses inline jobs above 20 MB; bigger jobs go as an uploaded file."""
@@ -139,6 +147,27 @@ class _Job:
     """`"inline"` or `"file"`."""
     custom_ids: tuple[str, ...]
     """Input order: inline responses come back in it."""
+    embeddings: bool = False
+    """An embedding job: each request's contents are lines of their own at the provider."""
+    parts: tuple[int, ...] | None = None
+    """An embedding job's: how many contents each request has (None: unknown, for a job found
+    in the provider's listing; its lines' metadata then tells)."""
+
+    @property
+    def line_ids(self) -> list[str]:
+        """The ids of the job's lines at the provider, in input order (as far as known)."""
+        if self.parts is None:
+            return [] if self.embeddings else list(self.custom_ids)
+        return [
+            _part_id(custom_id, index)
+            for custom_id, count in zip(self.custom_ids, self.parts, strict=True)
+            for index in range(count)
+        ]
+
+
+def _part_id(custom_id: str, index: int) -> str:
+    """The id of one content of an embedding request, as its line's metadata carries it."""
+    return f"{custom_id}:{index}"
 
 
 class _CorruptDownloadError(Exception):
@@ -203,11 +232,11 @@ class GoogleGenAIProvider:
                 "streaming",
                 "A streamed response (generate_content_stream) cannot come from a Batch API.",
             )
-        if model_method != ENDPOINT:
+        if model_method not in (ENDPOINT, EMBED_ENDPOINT):
             return NotBatchable(
                 f"method {model_method}",
-                f"batchling batches Gemini generateContent calls, not {model_method} "
-                "(embeddings and media generation are sent in real time for now).",
+                f"batchling batches Gemini generateContent and batchEmbedContents calls, not "
+                f"{model_method} (media generation is sent in real time for now).",
             )
         if instance.vertexai:
             return NotBatchable(
@@ -229,17 +258,29 @@ class GoogleGenAIProvider:
         body: dict[str, Any] = http_request.data
         prefix = http_request.url[: http_request.url.find(match.group("model"))]
         model_path = match.group("model")
+        size_bytes = len(json.dumps(body, separators=(",", ":"))) + 80
+        units, max_units, limits = 1, None, None
+        if model_method == EMBED_ENDPOINT:
+            contents = body.get("requests")
+            units = len(contents) if isinstance(contents, list) and contents else 1
+            size_bytes += 80 * units  # each content's line carries its own id
+            # Always inline (see `submit`): a job stays under the inline limit.
+            max_bytes = INLINE_LIMIT_BYTES - INLINE_MARGIN_BYTES
+            max_units, limits = EMBED_INPUTS_PER_JOB, (self.max_requests_per_batch, max_bytes)
         return BatchRequest(
             provider=self.name,
             client_key=stainless.digest(prefix, _identity_headers(http_request.headers)),
-            endpoint=ENDPOINT,
+            endpoint=model_method,
             model=model_path.split("/", 1)[1],
             body=body,
-            size_bytes=len(json.dumps(body, separators=(",", ":"))) + 80,
-            request_hash=stainless.digest(self.name, ENDPOINT, model_path, prefix, body),
+            size_bytes=size_bytes,
+            request_hash=stainless.digest(self.name, model_method, model_path, prefix, body),
             base_url=str(instance._http_options.base_url or ""),
             client=instance,
             call=_Call(model_path, target.sync),
+            limits=limits,
+            units=units,
+            max_units=max_units,
         )
 
     async def submit(
@@ -248,6 +289,8 @@ class GoogleGenAIProvider:
         first = lines[0].request
         api = _Api(first.client, first.call.sync)
         model_path = first.call.model_path
+        if first.endpoint == EMBED_ENDPOINT:
+            return await self._submit_embeddings(api, lines, submission_id)
         inline = [
             {"request": line.request.body, "metadata": {ID_METADATA_KEY: line.custom_id}}
             for line in lines
@@ -272,6 +315,43 @@ class GoogleGenAIProvider:
             model=first.model,
             size=len(lines),
             handle=_Job(api, operation["name"], source, tuple(line.custom_id for line in lines)),
+        )
+
+    async def _submit_embeddings(
+        self, api: _Api, lines: Sequence[BatchLine], submission_id: str
+    ) -> SubmittedBatch:
+        """One embedding job whose lines are the requests' contents, each tagged with its
+        request's id and its place in the request."""
+        first = lines[0].request
+        parts = tuple(_embed_contents(line.request) for line in lines)
+        # The SDK's own embedding jobs name the model once, for the job, not on each line.
+        inline = [
+            {
+                "request": _without_model(content),
+                "metadata": {ID_METADATA_KEY: _part_id(line.custom_id, index)},
+            }
+            for line, contents in zip(lines, parts, strict=True)
+            for index, content in enumerate(contents)
+        ]
+        operation = await self._create(
+            api,
+            f"{first.call.model_path}:asyncBatchEmbedContent",
+            {
+                "batch": {
+                    "displayName": submission_id,
+                    "inputConfig": {"requests": {"requests": inline}},
+                }
+            },
+            submission_id,
+        )
+        custom_ids = tuple(line.custom_id for line in lines)
+        return SubmittedBatch(
+            provider=self.name,
+            batch_id=operation["name"],
+            endpoint=EMBED_ENDPOINT,
+            model=first.model,
+            size=len(lines),
+            handle=_Job(api, operation["name"], "inline", custom_ids, True, tuple(map(len, parts))),
         )
 
     async def _upload(self, api: _Api, lines: Sequence[BatchLine], name: str) -> str:
@@ -333,6 +413,10 @@ class GoogleGenAIProvider:
     ) -> AsyncIterator[LineResult]:
         job: _Job = batch.handle
         output: Mapping[str, Any] = status.handle or {}
+        if job.embeddings:
+            for result in _embedding_results(job, output):
+                yield result
+            return
         responses_file = output.get("responsesFile")
         if responses_file:
             data = await job.api.download(str(responses_file))
@@ -358,6 +442,10 @@ class GoogleGenAIProvider:
 
     def describe(self, batch: SubmittedBatch) -> Mapping[str, Any]:
         job: _Job = batch.handle
+        if job.embeddings:
+            # What `reattach` needs to tell which line belongs to which request.
+            parts = list(job.parts) if job.parts is not None else None
+            return {"source": job.source, "endpoint": EMBED_ENDPOINT, "parts": parts}
         return {"source": job.source}
 
     def reattach(
@@ -369,10 +457,18 @@ class GoogleGenAIProvider:
         template: BatchRequest | None,
         custom_ids: Sequence[str],
     ) -> SubmittedBatch:
+        # A job found in the listing has no journaled facts: the request it was found for says.
+        embeddings = (info.get("endpoint") or getattr(template, "endpoint", None)) == EMBED_ENDPOINT
+        parts = info.get("parts")
+        known_parts = (
+            tuple(int(count) for count in parts)
+            if isinstance(parts, list) and len(parts) == len(custom_ids)
+            else None
+        )
         return SubmittedBatch(
             provider=self.name,
             batch_id=batch_id,
-            endpoint=ENDPOINT,
+            endpoint=EMBED_ENDPOINT if embeddings else ENDPOINT,
             model=template.model if template is not None else "",
             size=len(custom_ids),
             handle=_Job(
@@ -380,6 +476,8 @@ class GoogleGenAIProvider:
                 batch_id,
                 str(info.get("source", "inline")),
                 tuple(custom_ids),
+                embeddings,
+                known_parts if embeddings else None,
             ),
         )
 
@@ -473,6 +571,57 @@ def _decode_inline(item: Mapping[str, Any], custom_id_by_order: str) -> LineResu
     if item.get("error"):
         return _error_result(custom_id, item["error"])
     return LineResult(custom_id, Outcome.SUCCEEDED, status_code=200, body=item.get("response"))
+
+
+def _embed_contents(request: BatchRequest) -> list[Mapping[str, Any]]:
+    contents = request.body.get("requests")
+    return list(contents) if isinstance(contents, list) else []
+
+
+def _without_model(content: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in content.items() if key != "model"}
+
+
+def _embedding_results(job: _Job, output: Mapping[str, Any]) -> list[LineResult]:
+    """Each request's answer put together from its contents' lines: the `batchEmbedContents`
+    body real time answers (embeddings in the request's order), or the first line's error."""
+    # The SDK reads both names for an embedding job's inline output.
+    container = output.get("inlinedEmbedContentResponses") or output.get("inlinedResponses")
+    items = (container or {}).get("inlinedResponses") or []
+    line_ids = job.line_ids
+    by_line: dict[str, Mapping[str, Any]] = {}
+    for index, item in enumerate(items):
+        # Inline responses come back in input order; the id in the metadata is checked first.
+        line_id = (item.get("metadata") or {}).get(ID_METADATA_KEY)
+        if line_id is None and index < len(line_ids):
+            line_id = line_ids[index]
+        by_line[str(line_id)] = item
+    parts = job.parts
+    if parts is None:  # a job found in the listing: its lines' ids tell each request's share
+        counts: dict[str, int] = {}
+        for line_id in by_line:
+            owner, _, position = line_id.rpartition(":")
+            if position.isdigit():
+                counts[owner] = max(counts.get(owner, 0), int(position) + 1)
+        parts = tuple(counts.get(custom_id, 0) for custom_id in job.custom_ids)
+    results = []
+    for custom_id, count in zip(job.custom_ids, parts, strict=True):
+        if count == 0:
+            continue
+        answered = [by_line.get(_part_id(custom_id, index)) for index in range(count)]
+        if any(item is None for item in answered):
+            continue  # unfinished: the scheduler tells its caller, as for a missing line
+        failed = next((item for item in answered if item and item.get("error")), None)
+        if failed is not None:
+            results.append(_error_result(custom_id, failed["error"]))
+            continue
+        embeddings = [(item or {}).get("response", {}).get("embedding") for item in answered]
+        results.append(
+            LineResult(
+                custom_id, Outcome.SUCCEEDED, status_code=200, body={"embeddings": embeddings}
+            )
+        )
+    return results
 
 
 def _decode_file_line(raw: bytes) -> LineResult:
