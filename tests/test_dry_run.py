@@ -118,3 +118,30 @@ async def test_user_except_exception_does_not_swallow_the_dry_run_stop(
         async with fast_batchify(dry_run=True):
             await careful()
     assert swallowed == []
+
+
+async def test_a_block_inside_a_dry_run_is_part_of_it_and_sends_nothing(
+    client: openai.AsyncOpenAI, fake_server: FakeProviderServer
+) -> None:
+    outer = fast_batchify(dry_run=True)
+    with pytest.raises(SystemExit) as stopped:
+        async with outer, fast_batchify() as inner:  # e.g. a program's own block
+            await asyncio.gather(*(ask(client, f"q{i}") for i in range(5)))
+    assert stopped.value.code == 0
+    assert inner.plan is outer.plan
+    assert outer.plan is not None
+    assert outer.plan.total_requests == 5
+    assert fake_server.stats.requests == []
+
+
+def test_a_sync_block_inside_a_dry_run_sends_nothing(fake_server: FakeProviderServer) -> None:
+    client = openai.OpenAI(base_url=fake_server.openai_base_url, api_key="sk-test-key-a")
+    outer = fast_batchify(dry_run=True)
+    with pytest.raises(SystemExit), outer, fast_batchify():
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "sync"}]
+        )
+    client.close()
+    assert outer.plan is not None
+    assert outer.plan.total_requests == 1
+    assert fake_server.stats.requests == []

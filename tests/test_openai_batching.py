@@ -511,6 +511,17 @@ async def test_stream_true_raises_under_strict(
     assert fake_server.stats.realtime_calls == 0
 
 
+async def test_a_block_inside_a_strict_block_is_strict_too(
+    client: openai.AsyncOpenAI, fake_server: FakeProviderServer
+) -> None:
+    async with fast_batchify(strict=True), fast_batchify():  # e.g. `batchling --strict`
+        with pytest.raises(batchling.NotBatchableError, match="strict=True"):
+            await client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}], stream=True
+            )
+    assert fake_server.stats.realtime_calls == 0
+
+
 async def test_with_streaming_response_passes_through(
     client: openai.AsyncOpenAI, fake_server: FakeProviderServer
 ) -> None:

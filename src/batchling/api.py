@@ -263,15 +263,30 @@ class Batchify:
         self._lock = threading.Lock()
         self._loop_thread: _LoopThread | None = None
         self._process_wide = False
+        self._within: Batchify | None = None
+        """The enclosing dry run this block is part of (its calls are that dry run's)."""
+        self._block_strict = strict
+        """`strict` for this block: also on inside a strict block."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def _begin(self) -> None:
-        if self._active:
+    def _begin(self) -> bool:
+        """Start the block; False when it is part of an enclosing dry run instead."""
+        if self._active or self._within is not None:
             raise RuntimeError(
                 "This batchify() context is already active; call batchify() again for another "
                 "block."
             )
+        enclosing = patching.current_router()
+        enclosing = enclosing if isinstance(enclosing, Batchify) and enclosing._active else None
+        if enclosing is not None and enclosing._dry_run:
+            # A block inside a dry run (a script's own block under `batchling --dry-run`) sends
+            # nothing either: its calls are recorded by the dry run, which ends the program.
+            self._within = enclosing
+            self.report, self.plan = enclosing.report, enclosing.plan
+            return False
+        # Inside a strict block (`batchling --strict`), a block refuses what it would refuse.
+        self._block_strict = self._strict or (enclosing is not None and enclosing._block_strict)
         path = journal.resolve_path(self._cache)
         opened = _open_journal(path) if path is not None else None
         providers = get_providers()
@@ -293,6 +308,7 @@ class Batchify:
                 observers.append(self._display)
         self._events = Observers(observers)
         self._token = patching.activate(self)
+        return True
 
     def _close_loop_thread(self, exc: BaseException | None) -> None:
         """Finish (or stop) the batches of sync clients' calls, then the loop thread."""
@@ -355,8 +371,8 @@ class Batchify:
             return state
 
     async def __aenter__(self) -> Batchify:
-        self._begin()
-        self._state()
+        if self._begin():
+            self._state()
         return self
 
     async def __aexit__(
@@ -365,6 +381,9 @@ class Batchify:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if self._within is not None:
+            self._within = None  # the enclosing dry run ends the program
+            return
         assert self._active, "__aexit__ without __aenter__"
         state = self._states.get(asyncio.get_running_loop())
         try:
@@ -386,7 +405,8 @@ class Batchify:
             self._end(exc)
 
     def __enter__(self) -> Batchify:
-        self._begin()
+        if not self._begin():
+            return self
         # Sync code hands calls to thread pools, whose threads do not inherit the context: a
         # plain `with` block batches calls from every thread of the process.
         patching.activate_for_process(self)
@@ -399,6 +419,9 @@ class Batchify:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if self._within is not None:
+            self._within = None  # the enclosing dry run ends the program
+            return
         try:
             self._close_loop_thread(exc)
         finally:
@@ -552,7 +575,7 @@ class Batchify:
     def _pass_through(
         self, provider: Provider, why: NotBatchable, *, refuse_under_strict: bool = True
     ) -> None:
-        if self._strict and refuse_under_strict:
+        if self._block_strict and refuse_under_strict:
             raise NotBatchableError(why.kind, why.reason)
         self.report.passed_through[why.kind] += 1
         self._events.request_passed_through(provider.name, why.kind, why.reason)

@@ -56,6 +56,14 @@ _process_routers: list[CallRouter] = []
 _process_lock = threading.Lock()
 
 
+def current_router() -> CallRouter | None:
+    """The router that receives calls made here now (None outside any block)."""
+    router = _active_router.get()
+    if router is None and _process_routers:
+        router = _process_routers[-1]
+    return None if router is SUSPENDED else router
+
+
 def activate(router: CallRouter | None) -> contextvars.Token[CallRouter | None]:
     """Make `router` receive intercepted calls in the current context."""
     return _active_router.set(router)

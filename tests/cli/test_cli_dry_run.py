@@ -46,3 +46,21 @@ def test_a_dry_run_of_a_function_exits_0_and_sends_nothing(
     assert "80 batchable requests seen" in dry.stderr
     assert "30 would be sent" in dry.stderr
     assert fake_server.stats.batches_created == 1
+
+
+def test_a_dry_run_of_a_program_with_its_own_block_sends_nothing(
+    fake_server: FakeProviderServer,
+) -> None:
+    env = {"FAKE_OPENAI_BASE_URL": fake_server.openai_base_url, "ASK_COUNT": "30"}
+    result = batchling("run", "--dry-run", script("ask.py"), env={**env, "ASK_OWN_BLOCK": "1"})
+    assert result.returncode == 0, result.stderr
+    assert "30 batchable requests seen" in result.stderr
+    assert fake_server.stats.requests == []
+
+
+def test_strict_applies_inside_a_program_s_own_block(fake_server: FakeProviderServer) -> None:
+    env = {"FAKE_OPENAI_BASE_URL": fake_server.openai_base_url, "ASK_OWN_BLOCK": "1"}
+    result = batchling("run", "--strict", script("ask.py"), env={**env, "ASK_STREAM": "1"})
+    assert result.returncode != 0
+    assert "NotBatchableError" in result.stderr
+    assert fake_server.stats.realtime_calls == 0

@@ -1,15 +1,20 @@
 """Asks the fake OpenAI server ASK_COUNT questions at once; run by the CLI tests.
 
 The server's address comes from $FAKE_OPENAI_BASE_URL. Prints the replies as one JSON list.
+With $ASK_OWN_BLOCK set, the program has its own `batchify()` block, as a program written for
+batchling does; with $ASK_STREAM set, it first asks for a streamed answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 
 import openai
+
+from batchling import batchify
 
 
 async def main() -> None:
@@ -17,14 +22,20 @@ async def main() -> None:
     async with openai.AsyncOpenAI(
         base_url=os.environ["FAKE_OPENAI_BASE_URL"], api_key="sk-cli-test"
     ) as client:
-        replies = await asyncio.gather(
-            *(
-                client.chat.completions.create(
-                    model="gpt-4o-mini", messages=[{"role": "user", "content": f"q{i}"}]
+        own_block = batchify() if os.environ.get("ASK_OWN_BLOCK") else contextlib.nullcontext()
+        async with own_block:
+            if os.environ.get("ASK_STREAM"):
+                await client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "s"}], stream=True
                 )
-                for i in range(count)
+            replies = await asyncio.gather(
+                *(
+                    client.chat.completions.create(
+                        model="gpt-4o-mini", messages=[{"role": "user", "content": f"q{i}"}]
+                    )
+                    for i in range(count)
+                )
             )
-        )
     print(json.dumps([reply.choices[0].message.content for reply in replies]))
 
 
