@@ -176,6 +176,32 @@ async def test_beta_messages_come_back_as_beta_messages(
     assert fake_server.batches[0].headers["anthropic-beta"] == "files-api-2025-04-14"
 
 
+async def test_a_call_with_other_betas_is_not_answered_from_the_journal(
+    anthropic_client: anthropic.AsyncAnthropic, fake_server: FakeProviderServer
+) -> None:
+    def beta_ask(beta: str) -> Any:
+        return anthropic_client.beta.messages.create(
+            model="claude-sonnet-5-5",
+            max_tokens=50,
+            messages=[{"role": "user", "content": "same body"}],
+            betas=[beta],
+        )
+
+    async with fast_batchify():
+        await beta_ask("files-api-2025-04-14")
+    async with fast_batchify() as again:
+        await beta_ask("files-api-2025-04-14")
+    async with fast_batchify() as other:  # a beta can change the answer: asked anew
+        await beta_ask("context-1m-2025-08-07")
+    assert again.report.from_journal == 1
+    assert other.report.from_journal == 0
+    assert other.report.batched == 1
+    assert [batch.headers["anthropic-beta"] for batch in fake_server.batches] == [
+        "files-api-2025-04-14",
+        "context-1m-2025-08-07",
+    ]
+
+
 async def test_streaming_passes_through_and_count_tokens_passes_silently(
     anthropic_client: anthropic.AsyncAnthropic, fake_server: FakeProviderServer
 ) -> None:

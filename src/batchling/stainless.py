@@ -117,10 +117,21 @@ def digest(*parts: object) -> str:
     return hashlib.sha256(data.encode()).hexdigest()
 
 
-def request_digest(provider: str, endpoint: str, model: str, base_url: str, raw_body: bytes) -> str:
-    """The digest a request is known by: where it goes and its canonical body (no secret)."""
+def request_digest(
+    provider: str,
+    endpoint: str,
+    model: str,
+    base_url: str,
+    raw_body: bytes,
+    call_headers: Mapping[str, Any] | None = None,
+) -> str:
+    """The digest a request is known by: where it goes, its canonical body, and the headers
+    the call set itself (`betas=`, `extra_headers`: they can change the answer), hashed."""
     digest = _digest_head(provider, endpoint, model, base_url).copy()
     digest.update(raw_body)
+    if call_headers:
+        # Only then: the digests of calls without headers of their own stay as they were.
+        digest.update(b"\x00headers" + json.dumps(header_key(call_headers)).encode())
     return str(digest.hexdigest())
 
 

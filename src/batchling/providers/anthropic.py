@@ -191,7 +191,7 @@ class AnthropicProvider:
             body=call.body,
             size_bytes=len(call.raw_body) + 100,
             request_hash=stainless.request_digest(
-                self.name, endpoint, model, base_url, call.raw_body
+                self.name, endpoint, model, base_url, call.raw_body, call.call_headers
             ),
             base_url=base_url,
             client=client,

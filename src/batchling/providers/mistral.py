@@ -282,6 +282,11 @@ class MistralProvider(WithoutHookTargets):
             if not (key == "authorization" and value == config_auth)
         }
         model = str(body.get("model") or "")
+        # Headers the call sets itself can change the answer: they are part of what the journal
+        # knows it by (only then, so other calls keep the digests they had).
+        known_by = [self.name, path, model, base_url, body]
+        if call_headers:
+            known_by.append(sorted(call_headers.items()))
         return BatchRequest(
             provider=self.name,
             client_key=stainless.digest(base_url, identity),
@@ -289,7 +294,7 @@ class MistralProvider(WithoutHookTargets):
             model=model,
             body=body,
             size_bytes=len(raw_body) + 80,
-            request_hash=stainless.digest(self.name, path, model, base_url, body),
+            request_hash=stainless.digest(*known_by),
             base_url=base_url,
             client=instance,
             call=_Call(

@@ -221,7 +221,7 @@ class OpenAIProvider(WithoutHookTargets):
             body=call.body,
             size_bytes=len(call.raw_body) + len(endpoint) + 110,
             request_hash=stainless.request_digest(
-                self.name, endpoint, model, base_url, call.raw_body
+                self.name, endpoint, model, base_url, call.raw_body, call.call_headers
             ),
             base_url=base_url,
             limits=(host.max_requests_per_batch, host.max_bytes_per_batch),
