@@ -58,6 +58,12 @@ class BatchCreationUncertainError(BatchlingError):
     twice. The provider's own error is the `__cause__`."""
 
 
+class ClientClosedError(BatchlingError):
+    """Every client the callers of a running batch job made their calls with is closed, so
+    batchling has none left to follow the job with. The job keeps running at the provider and
+    stays journaled: running the program again picks up its results."""
+
+
 class JournalError(BatchlingError):
     """batchling could not read or write its journal, so it submitted nothing for the request:
     it never spends money it could not record."""

@@ -33,6 +33,7 @@ from batchling.errors import (
     BatchFailedError,
     BatchJobError,
     BatchSubmissionAbandonedError,
+    ClientClosedError,
     DeadlineReachedError,
     JournalError,
     MissingResultError,
@@ -821,6 +822,17 @@ class Scheduler:
             # The router sends these to the real-time endpoint: reported there, not failed.
             _fail_all(entries, _deadline_error)
             return
+        except ClientClosedError as exc:
+            self._running.pop(batch.batch_id, None)
+            self._warn_left_running(
+                f"{provider.name}: every client of batch {batch.batch_id}'s callers was closed, "
+                f"so batchling cannot follow it (cancel it with `batchling batches cancel "
+                f"{batch.batch_id}`)",
+                [batch],
+            )
+            self._report.left_running_batch_ids.append(batch.batch_id)
+            self._report.failed += _fail_all(entries, exc)
+            return
         except Exception as exc:
             self._running.pop(batch.batch_id, None)
             self._report.failed += _fail_all(entries, exc)
@@ -1019,12 +1031,15 @@ def _abandoned_unsent() -> BatchSubmissionAbandonedError:
 
 def _created_nothing(provider: Provider, error: BaseException) -> bool:
     """Whether a failed `Provider.submit` surely created no job: the provider answered with a
-    refusal (a 4xx status other than 408, 409 and 429). Anything else (an answer without a job
-    id, a malformed 2xx body, a fault of batchling's own after the create call) may come after
-    the provider accepted the job, so the journal keeps the submission for a re-run to look up.
+    refusal (a 4xx status other than 408, 409 and 429), or no open client was left to ask it.
+    Anything else (an answer without a job id, a malformed 2xx body, a fault of batchling's own
+    after the create call) may come after the provider accepted the job, so the journal keeps
+    the submission for a re-run to look up.
     """
     if provider.is_transient(error) or isinstance(error, BatchCreationUncertainError):
         return False
+    if isinstance(error, ClientClosedError):
+        return True  # raised before the request it was to send: no client was left to send it
     status = getattr(error, "status_code", None)
     if not isinstance(status, int) or isinstance(status, bool):
         status = getattr(error, "code", None)  # google-genai's APIError

@@ -33,10 +33,12 @@ import os
 import sys
 import typing
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pydantic
+
+from batchling.job_clients import JobClients
 
 if TYPE_CHECKING:
     from batchling.provider import BatchRequest, LineResult
@@ -590,6 +592,23 @@ def same_model(left: Any, right: Any) -> bool:
     if isinstance(left, list | tuple):
         return len(left) == len(right) and all(map(same_model, left, right))
     return bool(left == right)
+
+
+def is_closed(client: Any) -> bool:
+    """Whether a Stainless SDK client has been closed (its HTTP client can send no more)."""
+    check = getattr(client, "is_closed", None)
+    return bool(check()) if callable(check) else False
+
+
+def job_clients(clients: Iterable[Any]) -> JobClients:
+    """The callers' clients a job is followed with (see `batchling.job_clients`)."""
+    return JobClients(clients, is_closed)
+
+
+def is_closed_client_error(error: BaseException) -> bool:
+    """Whether `error` is an HTTP client refusing to send because it was closed meanwhile (the
+    SDKs let it through unwrapped): the next attempt picks a client still open."""
+    return isinstance(error, RuntimeError) and "client has been closed" in str(error)
 
 
 def is_transient_status(status_code: int) -> bool:

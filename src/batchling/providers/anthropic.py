@@ -26,6 +26,7 @@ import anthropic
 
 from batchling import api_keys, backoff, json_codec, stainless, stainless_direct
 from batchling.hookspecs import hookimpl
+from batchling.job_clients import JobClients
 from batchling.provider import (
     BatchLine,
     BatchRequest,
@@ -85,9 +86,14 @@ ADOPT_WINDOW_SECONDS = 120.0
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Job:
-    client: Any
+    clients: JobClients
+    """The callers' clients: the job is followed with the first one still open."""
     call_headers: Mapping[str, str]
     beta: bool
+
+    @property
+    def client(self) -> Any:
+        return self.clients.current()
 
 
 class _CorruptDownloadError(Exception):
@@ -204,7 +210,7 @@ class AnthropicProvider:
         first = lines[0].request
         call: stainless.PreparedCall = first.call
         job = _Job(
-            client=first.client,
+            clients=stainless.job_clients(line.request.client for line in lines),
             call_headers=dict(call.call_headers),
             beta=_is_beta(call.options),
         )
@@ -330,7 +336,7 @@ class AnthropicProvider:
             endpoint=template.endpoint if template is not None else ENDPOINT,
             model=template.model if template is not None else "",
             size=len(custom_ids),
-            handle=_Job(client, call_headers, bool(info.get("beta"))),
+            handle=_Job(stainless.job_clients([client]), call_headers, bool(info.get("beta"))),
         )
 
     async def find_submission(
@@ -344,7 +350,7 @@ class AnthropicProvider:
     ) -> str | None:
         call_headers = dict(template.call.call_headers) if template is not None else {}
         beta = template is not None and _is_beta(template.call.options)
-        job = _Job(client, call_headers, beta)
+        job = _Job(stainless.job_clients([client]), call_headers, beta)
         found = await backoff.retrying(
             lambda: self._find_recent(job, since, size), is_transient=self.is_transient
         )
@@ -373,6 +379,8 @@ class AnthropicProvider:
 
     def is_transient(self, error: BaseException) -> bool:
         if isinstance(error, anthropic.APIConnectionError | _CorruptDownloadError):
+            return True
+        if stainless.is_closed_client_error(error):
             return True
         if isinstance(error, anthropic.APIStatusError):
             return stainless.is_transient_status(error.status_code)

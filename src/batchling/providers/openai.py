@@ -25,6 +25,7 @@ import openai
 
 from batchling import api_keys, backoff, json_codec, listing, stainless, stainless_direct
 from batchling.hookspecs import hookimpl
+from batchling.job_clients import JobClients
 from batchling.provider import (
     BatchLine,
     BatchRequest,
@@ -80,8 +81,13 @@ EMBEDDING_INPUTS_PER_JOB = 50_000
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Job:
-    client: Any
+    clients: JobClients
+    """The callers' clients: the job is followed with the first one still open."""
     call_headers: Mapping[str, str]
+
+    @property
+    def client(self) -> Any:
+        return self.clients.current()
 
 
 class _CorruptDownloadError(Exception):
@@ -235,7 +241,8 @@ class OpenAIProvider(WithoutHookTargets):
         self, lines: Sequence[BatchLine], *, completion_window: str, submission_id: str
     ) -> SubmittedBatch:
         first = lines[0].request
-        client = first.client
+        clients = stainless.job_clients(line.request.client for line in lines)
+        client = clients.current()
         if (api := _host_api(client)) is not None:
             return await api.submit(
                 self.name, lines, completion_window=completion_window, submission_id=submission_id
@@ -258,7 +265,7 @@ class OpenAIProvider(WithoutHookTargets):
             endpoint=first.endpoint,
             model=first.model,
             size=len(lines),
-            handle=_Job(client, call_headers),
+            handle=_Job(clients, call_headers),
         )
 
     async def _create_batch(
@@ -422,7 +429,7 @@ class OpenAIProvider(WithoutHookTargets):
             endpoint=template.endpoint if template is not None else "",
             model=template.model if template is not None else "",
             size=len(custom_ids),
-            handle=_Job(client, call_headers),
+            handle=_Job(stainless.job_clients([client]), call_headers),
         )
 
     async def find_submission(
@@ -470,6 +477,8 @@ class OpenAIProvider(WithoutHookTargets):
 
     def is_transient(self, error: BaseException) -> bool:
         if isinstance(error, openai.APIConnectionError | _CorruptDownloadError):
+            return True
+        if stainless.is_closed_client_error(error):
             return True
         if isinstance(error, openai.APIStatusError):
             return stainless.is_transient_status(error.status_code)

@@ -35,6 +35,7 @@ from typing import Any
 import openai
 
 from batchling import backoff, json_codec, stainless
+from batchling.job_clients import JobClients
 from batchling.provider import (
     BatchLine,
     BatchRequest,
@@ -63,10 +64,15 @@ _WINDOW = re.compile(r"\s*([0-9]+)\s*([hd])\s*\Z")
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TogetherJob:
-    """What following one Together job needs: the caller's client and the call's headers."""
+    """What following one Together job needs: the callers' clients (the first one still open
+    is used) and the call's headers."""
 
-    client: Any
+    clients: JobClients
     call_headers: Mapping[str, str]
+
+    @property
+    def client(self) -> Any:
+        return self.clients.current()
 
 
 class TogetherBatchAPI:
@@ -82,7 +88,10 @@ class TogetherBatchAPI:
     ) -> SubmittedBatch:
         check_completion_window(completion_window)
         first = lines[0].request
-        job = TogetherJob(first.client, dict(first.call.call_headers))
+        job = TogetherJob(
+            stainless.job_clients(line.request.client for line in lines),
+            dict(first.call.call_headers),
+        )
         data = b"".join(together_lines.encode(line) for line in lines)
         file_id = await together_upload.upload(
             job.client, data, file_name=input_file_name(submission_id), headers=job.call_headers
@@ -164,7 +173,7 @@ class TogetherBatchAPI:
             endpoint=template.endpoint if template is not None else "",
             model=template.model if template is not None else "",
             size=len(custom_ids),
-            handle=TogetherJob(client, call_headers),
+            handle=TogetherJob(stainless.job_clients([client]), call_headers),
         )
 
     async def find_submission(
@@ -176,7 +185,9 @@ class TogetherBatchAPI:
         size: int,
         since: float,
     ) -> str | None:
-        job = TogetherJob(client, dict(template.call.call_headers) if template else {})
+        job = TogetherJob(
+            stainless.job_clients([client]), dict(template.call.call_headers) if template else {}
+        )
 
         async def find() -> str | None:
             for file_id in await _files_named(job, input_file_name(submission_id)):
