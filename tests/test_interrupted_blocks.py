@@ -346,3 +346,17 @@ async def test_a_job_created_while_an_interrupted_exit_waited_is_still_named_and
         assert context.report.left_running_batch_ids == [batch.id]
         assert journaled_submission(batch.id) is not None
         assert "batch jobs being created were left as they are" in caplog.text
+
+
+async def test_tasks_not_yet_started_when_the_block_raises_are_refused_not_sent() -> None:
+    with FakeProviderServer() as server:
+        async with openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k") as client:
+            with pytest.raises(ValueError, match="boom"):
+                async with fast_batchify():
+                    tasks = [asyncio.create_task(ask(client, f"x{i}")) for i in range(3)]
+                    raise ValueError("boom")  # before any task ran
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, batchling.BatchSubmissionAbandonedError) for r in results), results
+    assert "costs nothing" in str(results[0])
+    assert server.stats.realtime_calls == 0
+    assert server.stats.batches_created == 0

@@ -455,6 +455,10 @@ class Batchify:
         else:
             reason = exc_type.__name__
         await state.scheduler.abandon(f"batchify() block ended with {reason}")
+        # Tasks started in the block but not yet run reach the SDK while the block is still
+        # active: refused as unsent (`BatchSubmissionAbandonedError`), not sent in real time.
+        for _ in range(EXIT_GRACE_LOOP_TURNS):
+            await asyncio.sleep(0)
 
     # -- routing -----------------------------------------------------------------------------
 
