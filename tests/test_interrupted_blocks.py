@@ -246,7 +246,7 @@ def test_ctrl_c_during_batchling_run_reports_or_cancels_the_running_job(
         if cancel_on_exit:
             assert batch.status in ("cancelling", "cancelled")
             assert "asked the provider to cancel" in stderr
-            assert f"asked to cancel as the block ended: {batch.id}" in summary
+            assert f"asked to cancel (block ended, or deadline): {batch.id}" in summary
         else:
             assert batch.status == "in_progress"
             assert LEFT_RUNNING in stderr

@@ -308,6 +308,7 @@ async def test_deadline_sends_unfinished_requests_in_real_time_and_cancels_the_j
         assert ctx.report.passed_through == {"deadline": 3}
         assert slow.stats.realtime_calls == 3
         assert slow.batches[0].status in ("cancelling", "cancelled")
+        assert ctx.report.cancelled_batch_ids == [slow.batches[0].id]
 
 
 async def test_error_in_block_leaves_running_jobs_journaled_for_a_rerun(

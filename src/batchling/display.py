@@ -259,7 +259,7 @@ def print_run_summary(report: RunReport, *, console: Console | None = None) -> N
             report.left_running_batch_ids,
             "still running at the provider, not waited for (see the warning above)",
         ),
-        ("cancelled", report.cancelled_batch_ids, "asked to cancel as the block ended"),
+        ("cancelled", report.cancelled_batch_ids, "asked to cancel (block ended, or deadline)"),
     ):
         if ids:
             grid.add_row(label, f"{len(ids):,} job{_s(len(ids))} {what}: {_list_ids(ids)}")

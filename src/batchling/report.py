@@ -29,7 +29,8 @@ class RunReport:
     """Jobs the block did not wait for (it ended with an error or Ctrl-C, or its event loop
     shut down first): still running at the provider, and journaled for a re-run."""
     cancelled_batch_ids: list[str] = dataclasses.field(default_factory=list)
-    """Jobs the block asked the provider to cancel as it ended (`cancel_on_exit=True`)."""
+    """Jobs the block asked the provider to cancel: as it ended (`cancel_on_exit=True`), or as
+    its `deadline` passed."""
 
     batched_input_tokens: collections.Counter[tuple[str, str]] = dataclasses.field(
         default_factory=collections.Counter

@@ -817,7 +817,8 @@ class Scheduler:
         except asyncio.CancelledError:
             raise  # still running at the provider: `abandon` reports it (`running_batches`)
         except _DeadlinePassedError:
-            await self._cancel_quietly(provider, batch)
+            if await self._cancel_quietly(provider, batch):
+                self._report.cancelled_batch_ids.append(batch.batch_id)
             self._running.pop(batch.batch_id, None)  # after: a block abandoned meanwhile names it
             # The router sends these to the real-time endpoint: reported there, not failed.
             _fail_all(entries, _deadline_error)
