@@ -360,3 +360,27 @@ async def test_tasks_not_yet_started_when_the_block_raises_are_refused_not_sent(
     assert "costs nothing" in str(results[0])
     assert server.stats.realtime_calls == 0
     assert server.stats.batches_created == 0
+
+
+async def test_a_rerun_sends_again_what_cancel_on_exit_left_unanswered() -> None:
+    # Jobs take 2 s: long enough to cancel the first, short for the one sent again.
+    with FakeProviderServer(batch_delay_seconds=2) as server:
+        server.set_batch_outcome("completed", completed_fraction=0.5)  # a cancel answers half
+        async with openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k") as client:
+            with pytest.raises(RuntimeError, match="stop"):
+                async with fast_batchify(cancel_on_exit=True) as first:
+                    tasks = [asyncio.create_task(ask(client, f"c{i}")) for i in range(4)]
+                    await _until_running(first.report.batch_ids)
+                    raise RuntimeError("stop")
+            await asyncio.gather(*tasks, return_exceptions=True)
+            assert first.report.cancelled_batch_ids == [server.batches[0].id]
+            submission = journaled_submission(server.batches[0].id)
+            assert submission is not None
+            assert submission.provider_status == "cancel requested"  # `batches list` says so
+            async with fast_batchify() as again:
+                replies = await asyncio.gather(*(ask(client, f"c{i}") for i in range(4)))
+    assert [reply.choices[0].message.content for reply in replies] == [
+        f"echo: c{i}" for i in range(4)
+    ]
+    assert again.report.resumed_batch_ids == [server.batches[0].id]
+    assert server.stats.lines_per_batch == [4, 2]  # only what the cancel left is paid again

@@ -37,6 +37,10 @@ RETENTION_SECONDS = 30 * 24 * 3600
 """Entries older than this are dropped: the providers keep batch files about as long."""
 CACHE_KIB = 32 * 1024
 """SQLite's page cache for the journal connection, at most (it grows only as pages are read)."""
+CANCEL_REQUESTED_KEY = "batchling_cancel_requested"
+"""In a submission's `info`: batchling asked the provider to cancel the job as a block ended."""
+CANCEL_REQUESTED_STATUS = "cancel requested"
+"""The status `batchling batches list` shows for such a job until a re-run follows it."""
 FAULTS = (sqlite3.Error, OSError)
 """What a journal that cannot be opened, read or written raises (a full disk, a path that is no
 directory, a locked or broken file)."""
@@ -332,6 +336,22 @@ class Journal:
                     time.time(), submission_id,
                 ),
             )  # fmt: skip
+
+    @_locked
+    def mark_cancel_requested(self, batch_id: str) -> None:
+        """Record that batchling asked the provider to cancel this job (`cancel_on_exit`): a
+        re-run that finds it cancelled sends the requests it left unanswered again."""
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT submission_id, info FROM submissions WHERE batch_id = ?", (batch_id,)
+            ).fetchall()
+            for submission_id, info in rows:
+                marked = {**json.loads(info or "{}"), CANCEL_REQUESTED_KEY: True}
+                db.execute(
+                    "UPDATE submissions SET info = ?, provider_status = ?, updated_at = ? "
+                    "WHERE submission_id = ?",
+                    (json.dumps(marked), CANCEL_REQUESTED_STATUS, time.time(), submission_id),
+                )
 
     @_locked
     def mark_status(self, submission_id: str, provider_status: str) -> None:

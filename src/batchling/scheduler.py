@@ -40,8 +40,8 @@ from batchling.errors import (
 )
 from batchling.events import Observers
 from batchling.job_fill import JobFill, JobLimits
+from batchling.journal import CANCEL_REQUESTED_KEY, Entry, Journal, Submission, SubmissionState
 from batchling.journal import FAULTS as JOURNAL_FAULTS
-from batchling.journal import Entry, Journal, Submission, SubmissionState
 from batchling.patching import suspended
 from batchling.provider import (
     BatchLine,
@@ -403,12 +403,21 @@ class Scheduler:
                         provider = self._providers_of_running.get(batch.batch_id)
                         if provider is not None and await self._cancel_quietly(provider, batch):
                             cancelled.append(batch)
+                            self._note_cancel_requested(batch)
         finally:
             # Also when interrupted again (a second Ctrl-C): nothing is left unnamed.
             left += self._record_unsettled(creations)
             self._fail_left_callers(why, callers)
             self._name_what_is_left(why, left, cancelled, creations)
         return left
+
+    def _note_cancel_requested(self, batch: SubmittedBatch) -> None:
+        """Journal that batchling cancelled `batch`: a re-run then sends again what it left."""
+        if (journal := self._journal) is not None:
+            self._record(
+                f"the cancel of batch {batch.batch_id}",
+                lambda: journal.mark_cancel_requested(batch.batch_id),
+            )
 
     def _record_unsettled(self, creations: list[_Creation]) -> list[SubmittedBatch]:
         """Journal and count the jobs of creations that finished but were not settled (the
@@ -852,6 +861,14 @@ class Scheduler:
         self._events.batch_finished(batch, status)
         respond_now = provider.response_now if isinstance(provider, RespondsAtOnce) else None
         unfinished: list[_Entry] = []
+        # batchling cancelled this job as an earlier run ended (`cancel_on_exit`): what it left
+        # unanswered never ran, and this run wants it, so it is sent again.
+        resend_cancelled = (
+            status.state is BatchState.CANCELLED
+            and attachment is not None
+            and bool(attachment.submission.info.get(CANCEL_REQUESTED_KEY))
+            and not self._deadline_passed
+        )
         # Answers are built here, a job's worth in one pass: see `batchling.collector`. Lines
         # are taken off the list as they are routed, so each body is freed once answered.
         results.reverse()
@@ -861,18 +878,21 @@ class Scheduler:
                 entry = entries.pop(result.custom_id, None)
                 if entry is None or entry.future.done():
                     continue
-                if result.outcome is Outcome.EXPIRED and self._may_resubmit(entry):
+                if (result.outcome is Outcome.EXPIRED and self._may_resubmit(entry)) or (
+                    result.outcome is Outcome.CANCELLED and resend_cancelled
+                ):
                     unfinished.append(entry)
                 else:
                     _resolve(entry, provider, batch, result, self._report, respond_now)
-        if status.state is BatchState.EXPIRED:
-            # Lines the expired job returned nothing for are sent again too (and so are no
-            # longer this job's to fail).
+        if status.state is BatchState.EXPIRED or resend_cancelled:
+            # Lines the job returned nothing for are sent again too (and so are no longer this
+            # job's to fail).
             for custom_id, entry in list(entries.items()):
-                if not entry.future.done() and self._may_resubmit(entry):
+                if not entry.future.done() and (resend_cancelled or self._may_resubmit(entry)):
                     unfinished.append(entries.pop(custom_id))
         if unfinished:
-            self._resubmit(provider, batch, unfinished)
+            why = "was cancelled as an earlier run ended" if resend_cancelled else "expired"
+            self._resubmit(provider, batch, unfinished, why)
         self._report.failed += _fail_all(
             entries, lambda: _error_for_unanswered(provider, batch, status)
         )
@@ -903,11 +923,13 @@ class Scheduler:
     def _may_resubmit(self, entry: _Entry) -> bool:
         return entry.resubmissions < self._settings.resubmit_expired and not self._deadline_passed
 
-    def _resubmit(self, provider: Provider, batch: SubmittedBatch, entries: list[_Entry]) -> None:
+    def _resubmit(
+        self, provider: Provider, batch: SubmittedBatch, entries: list[_Entry], why: str
+    ) -> None:
         log.warning(
-            "%s: batch %s expired with %d requests unfinished; submitting them again in a new "
+            "%s: batch %s %s with %d requests unfinished; submitting them again in a new "
             "batch (successes are kept)",
-            provider.name, batch.batch_id, len(entries),
+            provider.name, batch.batch_id, why, len(entries),
         )  # fmt: skip
         if (journal := self._journal) is not None:
             self._record(
