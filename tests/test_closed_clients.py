@@ -10,6 +10,8 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+from google import genai
+from mistralai.client import Mistral
 
 import batchling
 from batchling.testing import FakeProviderServer
@@ -34,10 +36,34 @@ async def ask_openai(server: FakeProviderServer, text: str) -> str:
     return completion.choices[0].message.content or ""
 
 
+async def ask_gemini(server: FakeProviderServer, text: str) -> str:
+    options = genai.types.HttpOptions(base_url=server.gemini_base_url)
+    client = genai.Client(api_key="k", http_options=options)
+    try:
+        reply = await client.aio.models.generate_content(model="gemini-2.5-flash", contents=text)
+    finally:
+        await client.aio.aclose()
+    return reply.text or ""
+
+
+async def ask_mistral(server: FakeProviderServer, text: str) -> str:
+    async with Mistral(api_key="k", server_url=server.mistral_base_url) as client:
+        reply = await client.chat.complete_async(
+            model="mistral-small-latest", messages=[{"role": "user", "content": text}]
+        )
+    content = reply.choices[0].message.content
+    assert isinstance(content, str)
+    return content
+
+
 Ask = Callable[[FakeProviderServer, str], Awaitable[str]]
 
 
-@pytest.mark.parametrize("ask", [ask_anthropic, ask_openai], ids=["anthropic", "openai"])
+@pytest.mark.parametrize(
+    "ask",
+    [ask_anthropic, ask_openai, ask_gemini, ask_mistral],
+    ids=["anthropic", "openai", "gemini", "mistral"],
+)
 async def test_the_first_caller_closing_its_own_client_does_not_strand_the_others(
     ask: Ask,
 ) -> None:

@@ -26,7 +26,7 @@ import io
 import json
 import math
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from google.genai import errors, types
@@ -34,6 +34,7 @@ from google.genai.files import AsyncFiles, Files
 
 from batchling import api_keys, backoff, json_codec, listing, stainless
 from batchling.hookspecs import hookimpl
+from batchling.job_clients import JobClients
 from batchling.provider import (
     BatchLine,
     BatchRequest,
@@ -99,11 +100,20 @@ _IRRELEVANT_HEADERS = frozenset(
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Api:
-    """The caller's own API client, used the way the caller used it: a sync client's calls
-    run in a worker thread with its sync HTTP client, an async client's on the loop."""
+    """The callers' own API clients, used the way the callers used them: a sync client's calls
+    run in a worker thread with its sync HTTP client, an async client's on the loop. The first
+    client still open speaks for the job (see `batchling.job_clients`)."""
 
-    api_client: Any
+    clients: JobClients
     sync: bool
+
+    @classmethod
+    def of(cls, clients: Iterable[Any], sync: bool) -> _Api:
+        return cls(JobClients(clients, lambda client: _is_closed(client, sync)), sync)
+
+    @property
+    def api_client(self) -> Any:
+        return self.clients.current()
 
     async def request(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         if self.sync:
@@ -172,6 +182,12 @@ def _part_id(custom_id: str, index: int) -> str:
 
 class _CorruptDownloadError(Exception):
     """A results file line did not parse: the file is fetched again."""
+
+
+def _is_closed(api_client: Any, sync: bool) -> bool:
+    """Whether a `BaseApiClient`'s HTTP client (the sync or the async one) has been closed."""
+    http_client = getattr(api_client, "_httpx_client" if sync else "_async_httpx_client", None)
+    return bool(getattr(http_client, "is_closed", False))
 
 
 def _http_status(code: object) -> int:
@@ -287,7 +303,7 @@ class GoogleGenAIProvider:
         self, lines: Sequence[BatchLine], *, completion_window: str, submission_id: str
     ) -> SubmittedBatch:
         first = lines[0].request
-        api = _Api(first.client, first.call.sync)
+        api = _Api.of((line.request.client for line in lines), first.call.sync)
         model_path = first.call.model_path
         if first.endpoint == EMBED_ENDPOINT:
             return await self._submit_embeddings(api, lines, submission_id)
@@ -472,7 +488,7 @@ class GoogleGenAIProvider:
             model=template.model if template is not None else "",
             size=len(custom_ids),
             handle=_Job(
-                _Api(client, template.call.sync if template is not None else False),
+                _Api.of([client], template.call.sync if template is not None else False),
                 batch_id,
                 str(info.get("source", "inline")),
                 tuple(custom_ids),
@@ -490,7 +506,7 @@ class GoogleGenAIProvider:
         size: int,
         since: float,
     ) -> str | None:
-        api = _Api(client, template.call.sync if template is not None else False)
+        api = _Api.of([client], template.call.sync if template is not None else False)
         found = await backoff.retrying(
             lambda: self._find_submission(api, submission_id, since), is_transient=self.is_transient
         )
@@ -504,7 +520,7 @@ class GoogleGenAIProvider:
         return genai.Client(api_key=key, http_options=options)._api_client
 
     def is_transient(self, error: BaseException) -> bool:
-        if isinstance(error, _CorruptDownloadError):
+        if isinstance(error, _CorruptDownloadError) or stainless.is_closed_client_error(error):
             return True
         if isinstance(error, errors.APIError):
             return stainless.is_transient_status(int(error.code or 0))

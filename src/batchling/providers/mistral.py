@@ -26,7 +26,7 @@ import dataclasses
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from mistralai.client import errors, models, utils
@@ -36,6 +36,7 @@ from mistralai.client.jobs import Jobs
 
 from batchling import api_keys, backoff, json_codec, listing, stainless
 from batchling.hookspecs import hookimpl
+from batchling.job_clients import JobClients
 from batchling.provider import (
     BatchLine,
     BatchRequest,
@@ -101,14 +102,19 @@ class _Call:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Api:
-    """The caller's SDK configuration, used the way the caller used it: a sync call's batch
-    calls run in a worker thread with its blocking HTTP client, an async call's on the loop."""
+    """The callers' SDK configuration, used the way the callers used it: a sync call's batch
+    calls run in a worker thread with its blocking HTTP client, an async call's on the loop.
+    The first caller's SDK still open speaks for the job (see `batchling.job_clients`)."""
 
-    sdk: Any
-    """Any `BaseSDK` (the `Chat` the call was made on, or a `Mistral` client)."""
+    sdks: JobClients
+    """`BaseSDK`s (the `Chat` a call was made on, or a `Mistral` client)."""
     server_url: str | None
     headers: Mapping[str, str]
     sync: bool
+
+    @property
+    def sdk(self) -> Any:
+        return self.sdks.current()
 
     def _options(self) -> dict[str, Any]:
         return {"server_url": self.server_url, "http_headers": dict(self.headers) or None}
@@ -313,7 +319,12 @@ class MistralProvider(WithoutHookTargets):
         first = lines[0].request
         call: _Call = first.call
         timeout_hours = _timeout_hours(completion_window)
-        api = _Api(first.client, first.base_url or None, call.call_headers, call.sync)
+        api = _Api(
+            _sdks((line.request.client for line in lines), call.sync),
+            first.base_url or None,
+            call.call_headers,
+            call.sync,
+        )
         data = b"".join(_encode_line(line) for line in lines)
         # An upload is safe to repeat (at worst an unused file is left behind).
         file_id = await backoff.retrying(
@@ -499,9 +510,20 @@ class MistralProvider(WithoutHookTargets):
 
 def _api_for(client: Any, template: BatchRequest | None) -> _Api:
     if template is None:
-        return _Api(client, None, {}, False)
+        return _Api(_sdks([client], False), None, {}, False)
     call: _Call = template.call
-    return _Api(client, template.base_url or None, call.call_headers, call.sync)
+    return _Api(_sdks([client], call.sync), template.base_url or None, call.call_headers, call.sync)
+
+
+def _sdks(sdks: Iterable[Any], sync: bool) -> JobClients:
+    """The callers' SDKs; one is closed once its `Mistral` client closed its HTTP client
+    (`async with Mistral(...)` sets it to None on the way out)."""
+
+    def is_closed(sdk: Any) -> bool:
+        configuration = sdk.sdk_configuration
+        return (configuration.client if sync else configuration.async_client) is None
+
+    return JobClients(sdks, is_closed)
 
 
 def _encode_line(line: BatchLine) -> bytes:
