@@ -11,6 +11,7 @@ import pytest
 from anthropic.types import Message
 
 import batchling
+from batchling import stainless
 from batchling.testing import FakeProviderServer
 from tests.conftest import fast_batchify
 
@@ -200,6 +201,29 @@ async def test_a_call_with_other_betas_is_not_answered_from_the_journal(
         "files-api-2025-04-14",
         "context-1m-2025-08-07",
     ]
+
+
+async def test_a_call_without_headers_of_its_own_keeps_the_digest_journals_know_it_by(
+    anthropic_client: anthropic.AsyncAnthropic,
+    fake_server: FakeProviderServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The SDK passes `Omit` markers for headers it leaves out: they send nothing, so they must
+    # not change the digest (journals written before headers counted would no longer match).
+    calls: list[tuple[Any, ...]] = []
+    real = stainless.request_digest
+
+    def recording(*args: Any) -> str:
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(stainless, "request_digest", recording)
+    async with fast_batchify():
+        await ask(anthropic_client, "plain")
+    [(provider, endpoint, model, base_url, raw_body, headers)] = calls
+    assert headers  # the SDK's markers are there...
+    digest = real(provider, endpoint, model, base_url, raw_body, headers)
+    assert digest == real(provider, endpoint, model, base_url, raw_body)  # ...and change nothing
 
 
 async def test_streaming_passes_through_and_count_tokens_passes_silently(

@@ -309,6 +309,15 @@ async def test_deadline_sends_unfinished_requests_in_real_time_and_cancels_the_j
         assert slow.stats.realtime_calls == 3
         assert slow.batches[0].status in ("cancelling", "cancelled")
         assert ctx.report.cancelled_batch_ids == [slow.batches[0].id]
+        # A re-run does not fail on the job the deadline cancelled: it asks again.
+        async with (
+            openai.AsyncOpenAI(base_url=slow.openai_base_url, api_key="k") as slow_client,
+            fast_batchify(deadline=0.5) as again,
+        ):
+            with pytest.warns(batchling.NotBatchedWarning, match="deadline"):
+                replies = await asyncio.gather(*(ask(slow_client, f"d{i}") for i in range(3)))
+        assert [r.choices[0].message.content for r in replies] == [f"echo: d{i}" for i in range(3)]
+        assert again.report.resumed_batch_ids == [slow.batches[0].id]
 
 
 async def test_error_in_block_leaves_running_jobs_journaled_for_a_rerun(
@@ -581,6 +590,37 @@ async def test_a_rerun_follows_an_embedding_job_and_answers_each_call_from_its_l
     assert len(second.embeddings) == 1
     assert server.stats.batches_created == 1
     assert ctx.report.resumed_batch_ids == [server.batches[0].id]
+
+
+@pytest.mark.parametrize("id_learned", [True, False], ids=["journaled-id", "found-in-listing"])
+async def test_an_embed_call_a_cancelled_job_answered_in_part_gets_the_error_not_fewer_vectors(
+    monkeypatch: pytest.MonkeyPatch, id_learned: bool
+) -> None:
+    real_submit = google_genai.GoogleGenAIProvider.submit
+    if not id_learned:
+        _slow_to_learn_the_id(monkeypatch, 60, google_genai.GoogleGenAIProvider)
+    with FakeProviderServer(batch_delay_seconds=0.5) as server:
+        server.set_batch_outcome("cancelled", completed_fraction=0.75)  # 3 of 4 lines answered
+        client = genai.Client(
+            api_key="k", http_options=genai.types.HttpOptions(base_url=server.gemini_base_url)
+        )
+
+        async def embed_both(*, settled: bool = False) -> list[Any]:
+            return await asyncio.gather(
+                *(
+                    client.aio.models.embed_content(model="gemini-embedding-001", contents=texts)
+                    for texts in (["a", "b"], ["c", "d"])
+                ),
+                return_exceptions=settled,
+            )
+
+        await _ended_once_created(server, embed_both)
+        monkeypatch.setattr(google_genai.GoogleGenAIProvider, "submit", real_submit)
+        async with fast_batchify():
+            whole, cut = await embed_both(settled=True)
+        await client.aio.aclose()
+    assert len(whole.embeddings) == 2
+    assert isinstance(cut, batchling.BatchCancelledError)
 
 
 async def test_resume_works_for_anthropic_and_gemini_too(

@@ -828,6 +828,7 @@ class Scheduler:
         except _DeadlinePassedError:
             if await self._cancel_quietly(provider, batch):
                 self._report.cancelled_batch_ids.append(batch.batch_id)
+                self._note_cancel_requested(batch)  # a re-run sends again what it left
             self._running.pop(batch.batch_id, None)  # after: a block abandoned meanwhile names it
             # The router sends these to the real-time endpoint: reported there, not failed.
             _fail_all(entries, _deadline_error)
@@ -835,9 +836,9 @@ class Scheduler:
         except ClientClosedError as exc:
             self._running.pop(batch.batch_id, None)
             self._warn_left_running(
-                f"{provider.name}: every client of batch {batch.batch_id}'s callers was closed, "
-                f"so batchling cannot follow it (cancel it with `batchling batches cancel "
-                f"{batch.batch_id}`)",
+                f"{provider.name}: every client of batch {batch.batch_id}'s callers was closed "
+                f"before batchling could read its results (if it still runs, `batchling batches "
+                f"cancel {batch.batch_id}` cancels it)",
                 [batch],
             )
             self._report.left_running_batch_ids.append(batch.batch_id)

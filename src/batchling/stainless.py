@@ -131,9 +131,14 @@ def request_digest(
     the call set itself (`betas=`, `extra_headers`: they can change the answer), hashed."""
     digest = _digest_head(provider, endpoint, model, base_url).copy()
     digest.update(raw_body)
-    if call_headers:
-        # Only then: the digests of calls without headers of their own stay as they were.
-        digest.update(b"\x00headers" + json.dumps(header_key(call_headers)).encode())
+    # Only headers the call sends: the SDKs also pass `Omit` markers for headers they leave
+    # out (anthropic's `messages.create` always does). Without any, the digest stays what it
+    # was before headers counted, so journals written then still resume.
+    sent = sorted(
+        (key, value) for key, value in (call_headers or {}).items() if isinstance(value, str)
+    )
+    if sent:
+        digest.update(b"\x00headers" + json.dumps(sent).encode())
     return str(digest.hexdigest())
 
 

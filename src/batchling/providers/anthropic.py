@@ -228,15 +228,17 @@ class AnthropicProvider:
     async def _create_batch(self, job: _Job, requests: list[dict[str, Any]]) -> Any:
         # Message Batches carry no metadata to tag a job with: after an ambiguous failure, a
         # job of the same size created since the first attempt is taken for the one it created.
-        once = _batches(job.client.with_options(max_retries=0), job.beta)
         started = time.time()
+
+        def create_with_an_open_client() -> Any:  # a caller may close its client meanwhile
+            client = job.client
+            once = _batches(client.with_options(max_retries=0), job.beta)
+            return stainless.call(
+                client, once.create, requests=requests, extra_headers=dict(job.call_headers) or None
+            )
+
         return await backoff.create_once(
-            lambda: stainless.call(
-                job.client,
-                once.create,
-                requests=requests,
-                extra_headers=dict(job.call_headers) or None,
-            ),
+            create_with_an_open_client,
             lambda: self._find_recent(job, started, len(requests)),
             is_transient=self.is_transient,
             attempts=CREATE_ATTEMPTS,

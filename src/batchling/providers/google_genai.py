@@ -169,15 +169,19 @@ class _Job:
         if self.parts is None:
             return [] if self.embeddings else list(self.custom_ids)
         return [
-            _part_id(custom_id, index)
+            _part_id(custom_id, index, count)
             for custom_id, count in zip(self.custom_ids, self.parts, strict=True)
             for index in range(count)
         ]
 
 
-def _part_id(custom_id: str, index: int) -> str:
-    """The id of one content of an embedding request, as its line's metadata carries it."""
-    return f"{custom_id}:{index}"
+def _part_id(custom_id: str, index: int, count: int) -> str:
+    """The id of one content of an embedding request, as its line's metadata carries it: the
+    request's id, the content's place, and how many contents the request has."""
+    return f"{custom_id}:{index}/{count}"
+
+
+_PART_ID = re.compile(r"(?P<owner>.+):(?P<index>[0-9]+)/(?P<count>[0-9]+)")
 
 
 class _CorruptDownloadError(Exception):
@@ -344,7 +348,7 @@ class GoogleGenAIProvider:
         inline = [
             {
                 "request": _without_model(content),
-                "metadata": {ID_METADATA_KEY: _part_id(line.custom_id, index)},
+                "metadata": {ID_METADATA_KEY: _part_id(line.custom_id, index, len(contents))},
             }
             for line, contents in zip(lines, parts, strict=True)
             for index, content in enumerate(contents)
@@ -616,15 +620,14 @@ def _embedding_results(job: _Job, output: Mapping[str, Any]) -> list[LineResult]
     if parts is None:  # a job found in the listing: its lines' ids tell each request's share
         counts: dict[str, int] = {}
         for line_id in by_line:
-            owner, _, position = line_id.rpartition(":")
-            if position.isdigit():
-                counts[owner] = max(counts.get(owner, 0), int(position) + 1)
+            if (found := _PART_ID.fullmatch(line_id)) is not None:
+                counts[found["owner"]] = int(found["count"])
         parts = tuple(counts.get(custom_id, 0) for custom_id in job.custom_ids)
     results = []
     for custom_id, count in zip(job.custom_ids, parts, strict=True):
         if count == 0:
-            continue
-        answered = [by_line.get(_part_id(custom_id, index)) for index in range(count)]
+            continue  # no line of it came back: the scheduler tells its caller
+        answered = [by_line.get(_part_id(custom_id, index, count)) for index in range(count)]
         if any(item is None for item in answered):
             continue  # unfinished: the scheduler tells its caller, as for a missing line
         failed = next((item for item in answered if item and item.get("error")), None)

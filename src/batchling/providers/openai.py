@@ -257,7 +257,7 @@ class OpenAIProvider(WithoutHookTargets):
             extra_headers=call_headers or None,
         )
         batch = await self._create_batch(
-            client, input_file.id, first.endpoint, completion_window, submission_id, call_headers
+            clients, input_file.id, first.endpoint, completion_window, submission_id, call_headers
         )
         return SubmittedBatch(
             provider=self.name,
@@ -270,26 +270,29 @@ class OpenAIProvider(WithoutHookTargets):
 
     async def _create_batch(
         self,
-        client: Any,
+        clients: JobClients,
         input_file_id: str,
         endpoint: str,
         completion_window: str,
         submission_id: str,
         call_headers: dict[str, str],
     ) -> Any:
-        once = client.with_options(max_retries=0)
-        return await backoff.create_once(
-            lambda: stainless.call(
+        def create_with_an_open_client() -> Any:  # a caller may close its client meanwhile
+            client = clients.current()
+            return stainless.call(
                 client,
-                once.batches.create,
+                client.with_options(max_retries=0).batches.create,
                 input_file_id=input_file_id,
                 endpoint=endpoint,
                 completion_window=completion_window,
                 metadata={SUBMISSION_METADATA_KEY: submission_id},
                 extra_headers=call_headers or None,
-            ),
+            )
+
+        return await backoff.create_once(
+            create_with_an_open_client,
             # The job an earlier attempt may have created carries the submission id.
-            lambda: self._find_submission(client, submission_id, call_headers),
+            lambda: self._find_submission(clients.current(), submission_id, call_headers),
             is_transient=self.is_transient,
             attempts=CREATE_ATTEMPTS,
         )
@@ -502,7 +505,7 @@ def _units(endpoint: str, body: Mapping[str, Any]) -> tuple[int, int | None]:
         if isinstance(inputs, list) and inputs and not isinstance(inputs[0], int):
             return len(inputs), EMBEDDING_INPUTS_PER_JOB
         return 1, EMBEDDING_INPUTS_PER_JOB
-    if endpoint.endswith("/images/generations"):
+    if endpoint.endswith(("/images/generations", "/images/edits")):
         images = body.get("n")
         return (images if isinstance(images, int) and images > 0 else 1), IMAGES_PER_JOB
     return 1, None

@@ -26,6 +26,9 @@ ALL_ENDPOINTS = frozenset({
     # already asynchronous, and `videos.create` answers with the job, not the video.
     "/images/generations", "/images/edits",
 })  # fmt: skip
+"""What OpenAI's Batch API serves, and any host's is assumed to unless its profile says
+otherwise (a host that refuses a job answers the create with its error, which its callers
+get: declare its endpoints with `register_openai_compatible_host`)."""
 
 
 class HostBatchAPI(Protocol):

@@ -96,9 +96,9 @@ class TogetherBatchAPI:
         file_id = await together_upload.upload(
             job.client, data, file_name=input_file_name(submission_id), headers=job.call_headers
         )
-        once = job.client.with_options(max_retries=0)
         created = await backoff.create_once(
-            lambda: _create(once, job, file_id, first.endpoint),
+            # With the first client still open at each attempt (a caller may close its own).
+            lambda: _create(job.client.with_options(max_retries=0), job, file_id, first.endpoint),
             # The file is this submission's alone: a job listed with it is the one an earlier
             # attempt created.
             lambda: _job_with_input_file(job, file_id),
