@@ -500,6 +500,8 @@ class MistralProvider(WithoutHookTargets):
     def is_transient(self, error: BaseException) -> bool:
         if isinstance(error, _CorruptDownloadError | errors.NoResponseError):
             return True
+        if stainless.is_closed_client_error(error):
+            return True  # the next attempt picks a caller's client still open
         if isinstance(error, errors.MistralError):
             return stainless.is_transient_status(error.status_code)
         # The SDK's HTTP layer (httpx2, or a user-supplied client) raises its own errors.
@@ -517,11 +519,13 @@ def _api_for(client: Any, template: BatchRequest | None) -> _Api:
 
 def _sdks(sdks: Iterable[Any], sync: bool) -> JobClients:
     """The callers' SDKs; one is closed once its `Mistral` client closed its HTTP client
-    (`async with Mistral(...)` sets it to None on the way out)."""
+    (`async with Mistral(...)` closes it on the way out, and from mistralai 3.x's later
+    releases also sets it to None)."""
 
     def is_closed(sdk: Any) -> bool:
         configuration = sdk.sdk_configuration
-        return (configuration.client if sync else configuration.async_client) is None
+        http_client = configuration.client if sync else configuration.async_client
+        return http_client is None or bool(getattr(http_client, "is_closed", False))
 
     return JobClients(sdks, is_closed)
 
