@@ -170,6 +170,18 @@ async def test_a_failed_content_fails_its_own_embed_call_only(
     assert bad.code == 429
 
 
+async def test_an_embed_call_without_contents_gets_the_real_time_error(
+    gemini_client: genai.Client, fake_server: FakeProviderServer
+) -> None:
+    async with fast_batchify():
+        empty, one = await asyncio.gather(
+            embed(gemini_client, []), embed(gemini_client, ["x"]), return_exceptions=True
+        )
+    assert type(empty) is errors.ClientError  # as in real time, where nothing is billed
+    assert empty.code == 400
+    assert isinstance(one, types.EmbedContentResponse)
+
+
 async def test_embedding_jobs_are_split_by_their_contents(
     gemini_client: genai.Client, fake_server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -551,8 +551,13 @@ async def _cancel_all(
         except click.ClickException as exc:
             failures += 1
             click.echo(f"{key}: {exc.format_message()}", err=True)
-        else:
-            click.echo(message)
+            continue
+        click.echo(message)
+        if submission is not None and submission.batch_id and message.startswith("cancelling"):
+            # As `cancel_on_exit` does: a re-run collects what the job finished and sends the
+            # rest again, instead of failing on a job cancelled on purpose.
+            with _opened(path) as opened:
+                opened.mark_cancel_requested(submission.batch_id)
     return failures
 
 

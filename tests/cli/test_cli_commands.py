@@ -159,6 +159,12 @@ async def test_batches_cancel_by_id(slow_server: FakeProviderServer) -> None:
     assert result.returncode == 0, result.stderr
     assert batch_id in result.stdout
     assert slow_server.batches[0].status in ("cancelling", "cancelled")
+    # Journaled as cancelled on purpose: a re-run sends again what it left, as after
+    # `cancel_on_exit`, instead of failing on it.
+    submission = journaled_submission(batch_id)
+    assert submission is not None
+    assert submission.provider_status == "cancel requested"
+    assert submission.info.get(journal.CANCEL_REQUESTED_KEY) is True
 
 
 async def test_batches_cancel_names_the_missing_api_key(slow_server: FakeProviderServer) -> None:

@@ -282,7 +282,9 @@ class GoogleGenAIProvider:
         units, max_units, limits = 1, None, None
         if model_method == EMBED_ENDPOINT:
             contents = body.get("requests")
-            units = len(contents) if isinstance(contents, list) and contents else 1
+            if not isinstance(contents, list) or not contents:
+                return None  # nothing to embed: real time answers its own error, at no cost
+            units = len(contents)
             size_bytes += 80 * units  # each content's line carries its own id
             # Always inline (see `submit`): a job stays under the inline limit.
             max_bytes = INLINE_LIMIT_BYTES - INLINE_MARGIN_BYTES

@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> None:
             f"  Together (OpenAI SDK base_url, with the TOGETHER host profile registered for "
             f"it): {server.together_base_url}"
         )
-        print(f"  AZURE_OPENAI_ENDPOINT={server.azure_endpoint}", flush=True)
+        print(f"  AZURE_OPENAI_ENDPOINT={server.azure_endpoint}")
+        print(f"  Mistral (Mistral(server_url=...)): {server.mistral_base_url}", flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
