@@ -114,6 +114,28 @@ async def test_azure_batches_with_deployment_names_and_unprefixed_urls(
     assert fake_server.stats.realtime_calls == 0
 
 
+async def test_an_azure_client_bound_to_a_deployment_names_it_in_its_lines(
+    fake_server: FakeProviderServer,
+) -> None:
+    async with (
+        openai.AsyncAzureOpenAI(
+            azure_endpoint=fake_server.azure_endpoint,
+            azure_deployment="my-gpt4o-batch",
+            api_key="azure-key",
+            api_version="2024-10-21",
+        ) as client,
+        fast_batchify(),
+    ):
+        # In real time the deployment comes from the client's URL, whatever `model` says.
+        reply = await client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "bound"}]
+        )
+    assert reply.choices[0].message.content == "echo: bound"
+    (batch,) = fake_server.batches
+    assert batch.lines[0]["body"]["model"] == "my-gpt4o-batch"
+    assert batch.lines[0]["url"] == "/chat/completions"
+
+
 def _azure_client(server: FakeProviderServer) -> openai.AsyncAzureOpenAI:
     return openai.AsyncAzureOpenAI(
         azure_endpoint=server.azure_endpoint, api_key="azure-key", api_version="2024-10-21"

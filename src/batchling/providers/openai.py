@@ -174,6 +174,8 @@ class OpenAIProvider(WithoutHookTargets):
                 "cannot be batched.",
             )
         call = await stainless.prepare(instance, cast_to, options)
+        if (deployment := _azure_deployment(instance)) is not None and "model" in call.body:
+            call = _for_deployment(call, deployment)
         return self._batch_request(
             instance, stainless.base_url_text(instance), host, endpoint, call
         )
@@ -281,7 +283,7 @@ class OpenAIProvider(WithoutHookTargets):
             client = clients.current()
             return stainless.call(
                 client,
-                client.with_options(max_retries=0).batches.create,
+                _without_retries(client).batches.create,
                 input_file_id=input_file_id,
                 endpoint=endpoint,
                 completion_window=completion_window,
@@ -509,6 +511,34 @@ def _units(endpoint: str, body: Mapping[str, Any]) -> tuple[int, int | None]:
         images = body.get("n")
         return (images if isinstance(images, int) and images > 0 else 1), IMAGES_PER_JOB
     return 1, None
+
+
+def _without_retries(client: Any) -> Any:
+    """`client` with the SDK's retries off (a retried create could make a second job)."""
+    once = client.with_options(max_retries=0)
+    if _azure_deployment(client) is not None and _azure_deployment(once) is None:
+        # openai 2.x's copy forgets the deployment a client is bound to, and with it that
+        # files and batches live under `{endpoint}/openai/`, not under the deployment.
+        once._azure_deployment = client._azure_deployment
+        once._azure_endpoint = client._azure_endpoint
+    return once
+
+
+def _azure_deployment(client: Any) -> str | None:
+    """The deployment an Azure client was bound to (`azure_deployment=`), if any."""
+    if not _is_azure(client):
+        return None
+    deployment = getattr(client, "_azure_deployment", None)
+    return deployment if isinstance(deployment, str) and deployment else None
+
+
+def _for_deployment(call: stainless.PreparedCall, deployment: str) -> stainless.PreparedCall:
+    """A call of a client bound to an Azure deployment: in real time the deployment comes from
+    the client's URL, whatever the body's `model` says; a batch line names it as its `model`."""
+    body = {**json.loads(call.raw_body), "model": deployment}  # the wire body, as plain JSON
+    raw_body = stainless.encode_json(body)
+    assert raw_body is not None, "decoded JSON encodes again"
+    return dataclasses.replace(call, body=body, raw_body=raw_body)
 
 
 def _encode_lines(lines: Sequence[BatchLine]) -> bytes:
