@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import multiprocessing
 import time
+import warnings
 from collections.abc import Iterator
 
 import anthropic
@@ -165,3 +168,59 @@ def test_a_sync_caller_whose_job_a_failing_block_left_running_gets_an_error() ->
                 call.result(timeout=60)
         client.close()
         assert server.batches[0].status not in ("cancelling", "cancelled")
+
+
+def _ask_in_a_forked_child(base_url: str) -> tuple[str, list[str]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with openai.OpenAI(base_url=base_url, api_key="k") as client:
+            reply = client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "child"}]
+            )
+    return reply.choices[0].message.content or "", [str(warning.message) for warning in caught]
+
+
+def test_a_process_forked_inside_a_block_calls_in_real_time_and_says_so() -> None:
+    with (
+        FakeProviderServer() as server,
+        openai.OpenAI(base_url=server.openai_base_url, api_key="k") as client,
+    ):
+        with batchify(**FAST, progress=False) as ctx:
+            # A sync call first: it starts the block's loop thread, which a fork does not copy.
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "parent"}]
+            )
+            with multiprocessing.get_context("fork").Pool(1) as pool:
+                pending = pool.apply_async(_ask_in_a_forked_child, (server.openai_base_url,))
+                answer, warned = pending.get(timeout=60)  # it hung here before
+        assert ctx.report.batched == 1
+    assert answer == "echo: child"
+    assert any("forked inside a batchify() block" in message for message in warned)
+    assert server.stats.realtime_calls == 1
+
+
+async def test_calls_from_threads_the_block_s_context_does_not_reach_are_reported() -> None:
+    with (
+        FakeProviderServer() as server,
+        openai.OpenAI(base_url=server.openai_base_url, api_key="k") as client,
+    ):
+
+        def ask(text: str) -> str:
+            reply = client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": text}]
+            )
+            return reply.choices[0].message.content or ""
+
+        loop = asyncio.get_running_loop()
+        async with batchify(**FAST, progress=False) as ctx:
+            with pytest.warns(batchling.NotBatchedWarning, match="run_in_executor") as caught:
+                answers = await asyncio.gather(
+                    *(loop.run_in_executor(None, ask, f"q{i}") for i in range(3))
+                )
+            batched = await asyncio.to_thread(ask, "carried")  # to_thread carries the context
+    assert answers == [f"echo: q{i}" for i in range(3)]
+    assert batched == "echo: carried"
+    assert len(caught) == 1  # once per block; every call is counted
+    assert ctx.report.passed_through == {"thread outside the block": 3}
+    assert ctx.report.batched == 1
+    assert server.stats.realtime_calls == 3

@@ -224,6 +224,10 @@ class _LoopState:
         self.dry_timer: asyncio.TimerHandle | None = None
 
 
+_forked_children_warned: dict[int, Batchify] = {}
+"""Per forked child process, the block it last warned about (once per block and process)."""
+
+
 class Batchify:
     """The context manager `batchify()` returns; `report` counts what the block did.
 
@@ -263,6 +267,8 @@ class Batchify:
         self._lock = threading.Lock()
         self._loop_thread: _LoopThread | None = None
         self._process_wide = False
+        self._pid = os.getpid()
+        """The process the block runs in (a forked child inherits the block, not its threads)."""
         self._within: Batchify | None = None
         """The enclosing dry run this block is part of (its calls are that dry run's)."""
         self._block_strict = strict
@@ -285,6 +291,7 @@ class Batchify:
             self._within = enclosing
             self.report, self.plan = enclosing.report, enclosing.plan
             return False
+        self._pid = os.getpid()
         # Inside a strict block (`batchling --strict`), a block refuses what it would refuse.
         self._block_strict = self._strict or (enclosing is not None and enclosing._block_strict)
         path = journal.resolve_path(self._cache)
@@ -337,6 +344,7 @@ class Batchify:
 
     def _end(self, exc: BaseException | None) -> None:
         """Close what `_begin` opened; in a dry run, print the plan and stop the program."""
+        patching.unwatch_unrouted(self)
         try:
             patching.deactivate(self._token)
         except ValueError:
@@ -373,7 +381,28 @@ class Batchify:
     async def __aenter__(self) -> Batchify:
         if self._begin():
             self._state()
+            patching.watch_unrouted(self)
         return self
+
+    def unrouted_call(self, provider: Provider) -> None:
+        """A call made in a thread this block's context did not reach (`run_in_executor`, a
+        `threading.Thread`) while the block is active: it goes out in real time, reported."""
+        kind = "thread outside the block"
+        with self._lock:
+            self.report.passed_through[kind] += 1
+            first = kind not in self._warned
+            self._warned.add(kind)
+        if first:
+            warnings.warn(
+                NotBatchedWarning(
+                    f"A {provider.name} call was made in a thread that does not carry the "
+                    "batchify() block's context (loop.run_in_executor, threading.Thread), so "
+                    "it was sent in real time at full price. Use asyncio.to_thread, which "
+                    "carries it, or a plain `with batchify():` block, which covers every thread "
+                    "of the process. Further such calls are counted, not reported again."
+                ),
+                stacklevel=3,
+            )
 
     async def __aexit__(
         self,
@@ -474,6 +503,9 @@ class Batchify:
         """Called by the wrappers for every intercepted call made inside this block."""
         if target.hook:
             return provider.hook(target, wrapped, instance, args, kwargs)
+        if self._pid != os.getpid():
+            self._pass_through_in_forked_child(provider)
+            return wrapped(*args, **kwargs)
         if not self._active:
             # A task started inside the block that outlived it: the block is over, so the call
             # is an ordinary real-time call, as outside any block.
@@ -575,6 +607,27 @@ class Batchify:
         assert self.plan is not None, "batched requests are only held in a dry run"
         self.plan.add(provider, request, state.scheduler.journal_state(request))
         return await self._wait_for_dry_run_end(state)
+
+    def _pass_through_in_forked_child(self, provider: Provider) -> None:
+        """A call in a process forked inside the block (a `ProcessPoolExecutor` worker...): the
+        block's threads, loop and journal stay in the parent, so the call goes out in real
+        time, reported in the child (or refused under `strict=True`)."""
+        why = NotBatchable(
+            "forked process",
+            "This call was made in a process forked inside a batchify() block (a process pool "
+            "worker, say); the block batches its own process's calls only. Open a batchify() "
+            "block in the worker to batch its calls.",
+        )
+        if self._block_strict:
+            raise NotBatchableError(why.kind, why.reason)
+        if _forked_children_warned.get(os.getpid()) is not self:
+            _forked_children_warned[os.getpid()] = self
+            warnings.warn(
+                NotBatchedWarning(
+                    f"{why.reason} Sent in real time at full price ({provider.name})."
+                ),
+                stacklevel=2,
+            )
 
     def _pass_through(
         self, provider: Provider, why: NotBatchable, *, refuse_under_strict: bool = True

@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
+import inspect
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -54,6 +55,32 @@ _active_router: contextvars.ContextVar[CallRouter | None] = contextvars.ContextV
 # context has no router of its own (thread pools do not inherit the context), innermost last.
 _process_routers: list[CallRouter] = []
 _process_lock = threading.Lock()
+
+
+class UnroutedObserver(Protocol):
+    """An `async with batchify()` block, told of calls made in threads its context did not
+    reach while it is active (`loop.run_in_executor`, a plain `threading.Thread`)."""
+
+    def unrouted_call(self, provider: Provider) -> None:
+        """Report one such call (it goes out in real time)."""
+        ...
+
+
+_async_blocks: list[UnroutedObserver] = []
+"""Active `async with batchify()` blocks of the process, innermost last."""
+
+
+def watch_unrouted(block: UnroutedObserver) -> None:
+    """Tell `block` of calls made outside any block's context while it is active."""
+    with _process_lock:
+        _async_blocks.append(block)
+
+
+def unwatch_unrouted(block: UnroutedObserver) -> None:
+    """Undo the matching `watch_unrouted`."""
+    with _process_lock:
+        if block in _async_blocks:
+            _async_blocks.remove(block)
 
 
 def current_router() -> CallRouter | None:
@@ -119,6 +146,8 @@ def _make_wrapper(target: PatchTarget) -> Callable[..., Any]:
         router = _active_router.get()
         if router is None:
             if not _process_routers:
+                if _async_blocks and not target.hook and not _in_unrouted_call.get():
+                    return _unrouted(target, wrapped, args, kwargs)
                 return wrapped(*args, **kwargs)
             router = _process_routers[-1]
         if router is SUSPENDED:
@@ -126,6 +155,37 @@ def _make_wrapper(target: PatchTarget) -> Callable[..., Any]:
         return router.route(_handlers[target], target, wrapped, instance, args, kwargs)
 
     return batchling_wrapper
+
+
+_in_unrouted_call: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "batchling_in_unrouted_call", default=False
+)
+"""Set while an unrouted call runs: the SDK method it calls (a create method calls the
+client's `request`, also wrapped) is the same call, reported once."""
+
+
+def _unrouted(
+    target: PatchTarget, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """A call made while an `async with batchify()` block is active, in a thread its context
+    did not reach: reported to the block, then sent as usual."""
+    _async_blocks[-1].unrouted_call(_handlers[target])
+    token = _in_unrouted_call.set(True)
+    try:
+        result = wrapped(*args, **kwargs)
+    finally:
+        _in_unrouted_call.reset(token)
+    if inspect.isawaitable(result):
+        return _awaited_as_one_call(result)
+    return result
+
+
+async def _awaited_as_one_call(call: Awaitable[Any]) -> Any:
+    token = _in_unrouted_call.set(True)
+    try:
+        return await call
+    finally:
+        _in_unrouted_call.reset(token)
 
 
 def install(providers: Iterable[Provider]) -> None:
