@@ -293,8 +293,11 @@ def _saving_line(report: RunReport) -> str | None:
         return None
     saved = 0.0
     unknown = 0
+    errors: set[str] = set()
     for (provider, model), tokens in report.batched_input_tokens.items():
-        estimate, _ = _estimate(provider, model, tokens)
+        estimate, error = _estimate(provider, model, tokens)
+        if error is not None:
+            errors.add(error)
         if estimate.saving_usd is None:
             unknown += report.batched_by_model.get((provider, model), 0) or 1
         else:
@@ -302,6 +305,8 @@ def _saving_line(report: RunReport) -> str | None:
     line = f"{format_usd(saved)} vs real-time prices (input tokens only; {_price_note()})"
     if unknown:
         line += f"; {unknown:,} request{_s(unknown)} of models without a known price not counted"
+    # A broken $BATCHLING_PRICES prices nothing: say why, as the dry run does.
+    line += "".join(f". Price table problem: {error}" for error in sorted(errors))
     return line
 
 

@@ -190,6 +190,19 @@ def test_the_run_summary_names_the_jobs_and_the_saving() -> None:
     assert "5 requests of models without a known price not counted" in words
 
 
+def test_the_run_summary_says_why_a_broken_user_price_table_priced_nothing(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(pricing.PRICES_ENV, str(tmp_path / "missing.json"))
+    report = RunReport(batched=10)
+    report.batched_input_tokens[("openai", "gpt-4o-mini")] = 1_000
+    report.batched_by_model[("openai", "gpt-4o-mini")] = 10
+    words = " ".join(summary_text(report).split())
+    assert "10 requests of models without a known price not counted" in words
+    assert "Price table problem" in words
+    assert "missing.json" in words
+
+
 def test_the_run_summary_lists_many_jobs_briefly() -> None:
     report = RunReport(batched=30)
     report.batch_ids += [f"batch_{n}" for n in range(30)]
