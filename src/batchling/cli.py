@@ -578,8 +578,9 @@ async def _cancel_one(
     provider = _providers().get(submission.provider)
     if provider is None:
         raise click.ClickException(
-            f"the {submission.provider!r} provider is not installed "
-            f"(pip install 'batchling[{submission.provider}]')."
+            f"the {submission.provider!r} provider is not loaded: install it (pip install "
+            f"'batchling[{submission.provider}]'), or, if BATCHLING_DISABLE_PLUGINS names its "
+            "plugin, leave it out of that variable for this command."
         )
     try:
         if isinstance(provider, ClientForJob):
