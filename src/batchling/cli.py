@@ -10,6 +10,7 @@ import inspect
 import io
 import sys
 import types
+import urllib.parse
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -481,6 +482,8 @@ def batches_list(cache_dir: Path | None, running: bool) -> None:
         table.add_column(header, no_wrap=True)
     table.add_column("Requests", justify="right", no_wrap=True)
     table.add_column("Created", no_wrap=True)
+    # Which host: Groq, Together, Azure and gateways all run under the `openai` provider.
+    table.add_column("Host", no_wrap=True)
     for submission in submissions:
         created = datetime.datetime.fromtimestamp(submission.created_at).strftime("%Y-%m-%d %H:%M")
         table.add_row(
@@ -491,6 +494,7 @@ def batches_list(cache_dir: Path | None, running: bool) -> None:
             submission.model,
             f"{submission.size:,}",
             created,
+            urllib.parse.urlsplit(submission.base_url).netloc or "-",
         )
     _print_whole(table)
 

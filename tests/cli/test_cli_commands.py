@@ -95,10 +95,12 @@ def test_batches_list_keeps_one_line_per_job_in_a_narrow_terminal(
     header, row = result.stdout.splitlines()
     assert header.split() == [
         "Provider", "Batch", "id", "State", "Provider", "status", "Model", "Requests", "Created",
+        "Host",
     ]  # fmt: skip
     assert row.split()[:6] == [
         "openai", fake_server.batches[0].id, "ended", "completed", "gpt-4o-mini", "3",
     ]  # fmt: skip
+    assert row.split()[-1] == fake_server.openai_base_url.split("/")[2]  # 127.0.0.1:PORT
 
 
 @pytest.fixture
