@@ -213,6 +213,7 @@ def run(
         context = batchify(**options)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    _check_journal_directory(options["cache"])
     script, function_name = split_target(target)
     path = Path(script)
     if not path.is_file():
@@ -227,6 +228,22 @@ def split_target(target: str) -> tuple[str, str | None]:
     if colon and script and all(part.isidentifier() for part in name.split(".")):
         return script, name
     return target, None
+
+
+def _check_journal_directory(cache: bool | Path) -> None:
+    """A journal directory that cannot be made is the command line's to report, before the
+    script starts (the block would raise `JournalError` as the script's own error)."""
+    path = journal.resolve_path(cache)
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise click.UsageError(
+            f"cannot keep batchling's journal in {path.parent} ({type(exc).__name__}: {exc}). "
+            "Point --cache-dir (or $BATCHLING_CACHE_DIR) at a writable directory, or pass "
+            "--no-cache to run without a journal (and without resume)."
+        ) from None
 
 
 def run_program(

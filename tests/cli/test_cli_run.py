@@ -184,3 +184,16 @@ def test_targets_are_split_into_script_and_function() -> None:
     assert looks_like_script("job.py")
     assert looks_like_script("job.py:main")
     assert not looks_like_script("cache")
+
+
+def test_a_journal_directory_that_cannot_be_made_is_a_usage_error(tmp_path: Path) -> None:
+    not_a_directory = tmp_path / "a-file"
+    not_a_directory.write_text("")
+    result = batchling(
+        "run", script("show_argv.py"), env={"BATCHLING_CACHE_DIR": str(not_a_directory)}
+    )
+    assert result.returncode == 2
+    assert "cannot keep batchling's journal" in result.stderr
+    assert "--no-cache" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""  # the script did not start
