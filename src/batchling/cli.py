@@ -572,13 +572,8 @@ async def _cancel_all(
         except click.ClickException as exc:
             failures += 1
             click.echo(f"{key}: {exc.format_message()}", err=True)
-            continue
-        click.echo(message)
-        if submission is not None and submission.batch_id and message.startswith("cancelling"):
-            # As `cancel_on_exit` does: a re-run collects what the job finished and sends the
-            # rest again, instead of failing on a job cancelled on purpose.
-            with _opened(path) as opened:
-                opened.mark_cancel_requested(submission.batch_id)
+        else:
+            click.echo(message)
     return failures
 
 
@@ -630,6 +625,10 @@ async def _cancel_one(
         ) from None
     finally:
         await _close(client)
+    # As `cancel_on_exit` does: a re-run collects what the job finished and sends the rest
+    # again, instead of failing on a job cancelled on purpose.
+    with _opened(path) as opened:
+        opened.mark_cancel_requested(submission.batch_id)
     return (
         f"cancelling {submission.provider} batch {submission.batch_id} ({submission.size:,} "
         "requests); lines it already finished may still be billed."

@@ -14,6 +14,12 @@ from typing import Any
 from batchling.errors import ClientClosedError
 
 
+def is_closed_client_error(error: BaseException) -> bool:
+    """Whether `error` is an HTTP client refusing to send because it was closed meanwhile (the
+    SDKs let it through unwrapped): the next attempt picks a client still open."""
+    return isinstance(error, RuntimeError) and "client has been closed" in str(error)
+
+
 class JobClients:
     """The distinct clients of a job's callers, in the order their calls came."""
 

@@ -401,9 +401,8 @@ class Scheduler:
                 if self._settings.cancel_on_exit:
                     for batch in left:
                         provider = self._providers_of_running.get(batch.batch_id)
-                        if provider is not None and await self._cancel_quietly(provider, batch):
+                        if provider is not None and await self._cancel_on_purpose(provider, batch):
                             cancelled.append(batch)
-                            self._note_cancel_requested(batch)
         finally:
             # Also when interrupted again (a second Ctrl-C): nothing is left unnamed.
             left += self._record_unsettled(creations)
@@ -411,13 +410,17 @@ class Scheduler:
             self._name_what_is_left(why, left, cancelled, creations)
         return left
 
-    def _note_cancel_requested(self, batch: SubmittedBatch) -> None:
-        """Journal that batchling cancelled `batch`: a re-run then sends again what it left."""
+    async def _cancel_on_purpose(self, provider: Provider, batch: SubmittedBatch) -> bool:
+        """Cancel `batch` (`cancel_on_exit`, a deadline) and, if the provider took the request,
+        journal it: a re-run then sends again what the job left unanswered."""
+        if not await self._cancel_quietly(provider, batch):
+            return False
         if (journal := self._journal) is not None:
             self._record(
                 f"the cancel of batch {batch.batch_id}",
                 lambda: journal.mark_cancel_requested(batch.batch_id),
             )
+        return True
 
     def _record_unsettled(self, creations: list[_Creation]) -> list[SubmittedBatch]:
         """Journal and count the jobs of creations that finished but were not settled (the
@@ -444,8 +447,7 @@ class Scheduler:
             log.warning("%s; asked the provider to cancel: %s", why, _named(cancelled))
             self._report.cancelled_batch_ids += [batch.batch_id for batch in cancelled]
         if running := [batch for batch in left if batch not in cancelled]:
-            self._warn_left_running(why, running)
-            self._report.left_running_batch_ids += [batch.batch_id for batch in running]
+            self._report_left_running(why, running)
         # Stopped before their ids were known (with `cancel_on_exit`, a look-up that found
         # nothing says so itself).
         unknown = [
@@ -461,7 +463,9 @@ class Scheduler:
                 why, ", ".join(unknown),
             )  # fmt: skip
 
-    def _warn_left_running(self, why: str, left: list[SubmittedBatch]) -> None:
+    def _report_left_running(self, why: str, left: list[SubmittedBatch]) -> None:
+        """Name jobs left running in a warning and in `report.left_running_batch_ids`."""
+        self._report.left_running_batch_ids += [batch.batch_id for batch in left]
         ids = _named(left)
         if self._journal is not None:
             log.warning(
@@ -826,22 +830,20 @@ class Scheduler:
         except asyncio.CancelledError:
             raise  # still running at the provider: `abandon` reports it (`running_batches`)
         except _DeadlinePassedError:
-            if await self._cancel_quietly(provider, batch):
+            if await self._cancel_on_purpose(provider, batch):
                 self._report.cancelled_batch_ids.append(batch.batch_id)
-                self._note_cancel_requested(batch)  # a re-run sends again what it left
             self._running.pop(batch.batch_id, None)  # after: a block abandoned meanwhile names it
             # The router sends these to the real-time endpoint: reported there, not failed.
             _fail_all(entries, _deadline_error)
             return
         except ClientClosedError as exc:
             self._running.pop(batch.batch_id, None)
-            self._warn_left_running(
+            self._report_left_running(
                 f"{provider.name}: every client of batch {batch.batch_id}'s callers was closed "
                 f"before batchling could read its results (if it still runs, `batchling batches "
                 f"cancel {batch.batch_id}` cancels it)",
                 [batch],
             )
-            self._report.left_running_batch_ids.append(batch.batch_id)
             self._report.failed += _fail_all(entries, exc)
             return
         except Exception as exc:

@@ -610,12 +610,6 @@ def job_clients(clients: Iterable[Any]) -> JobClients:
     return JobClients(clients, is_closed)
 
 
-def is_closed_client_error(error: BaseException) -> bool:
-    """Whether `error` is an HTTP client refusing to send because it was closed meanwhile (the
-    SDKs let it through unwrapped): the next attempt picks a client still open."""
-    return isinstance(error, RuntimeError) and "client has been closed" in str(error)
-
-
 def is_transient_status(status_code: int) -> bool:
     """Whether an HTTP status is worth retrying (as the SDKs themselves judge it)."""
     return status_code in (408, 409, 429) or status_code >= 500

@@ -24,7 +24,7 @@ from typing import Any
 
 import anthropic
 
-from batchling import api_keys, backoff, json_codec, stainless, stainless_direct
+from batchling import api_keys, backoff, job_clients, json_codec, stainless, stainless_direct
 from batchling.hookspecs import hookimpl
 from batchling.job_clients import JobClients
 from batchling.provider import (
@@ -382,7 +382,7 @@ class AnthropicProvider:
     def is_transient(self, error: BaseException) -> bool:
         if isinstance(error, anthropic.APIConnectionError | _CorruptDownloadError):
             return True
-        if stainless.is_closed_client_error(error):
+        if job_clients.is_closed_client_error(error):
             return True
         if isinstance(error, anthropic.APIStatusError):
             return stainless.is_transient_status(error.status_code)

@@ -32,7 +32,7 @@ from typing import Any
 from google.genai import errors, types
 from google.genai.files import AsyncFiles, Files
 
-from batchling import api_keys, backoff, json_codec, listing, stainless
+from batchling import api_keys, backoff, job_clients, json_codec, listing, stainless
 from batchling.hookspecs import hookimpl
 from batchling.job_clients import JobClients
 from batchling.provider import (
@@ -526,7 +526,7 @@ class GoogleGenAIProvider:
         return genai.Client(api_key=key, http_options=options)._api_client
 
     def is_transient(self, error: BaseException) -> bool:
-        if isinstance(error, _CorruptDownloadError) or stainless.is_closed_client_error(error):
+        if isinstance(error, _CorruptDownloadError) or job_clients.is_closed_client_error(error):
             return True
         if isinstance(error, errors.APIError):
             return stainless.is_transient_status(int(error.code or 0))

@@ -34,7 +34,7 @@ from mistralai.client._hooks import AfterErrorContext, AfterSuccessContext
 from mistralai.client.files import Files
 from mistralai.client.jobs import Jobs
 
-from batchling import api_keys, backoff, json_codec, listing, stainless
+from batchling import api_keys, backoff, job_clients, json_codec, listing, stainless
 from batchling.hookspecs import hookimpl
 from batchling.job_clients import JobClients
 from batchling.provider import (
@@ -500,7 +500,7 @@ class MistralProvider(WithoutHookTargets):
     def is_transient(self, error: BaseException) -> bool:
         if isinstance(error, _CorruptDownloadError | errors.NoResponseError):
             return True
-        if stainless.is_closed_client_error(error):
+        if job_clients.is_closed_client_error(error):
             return True  # the next attempt picks a caller's client still open
         if isinstance(error, errors.MistralError):
             return stainless.is_transient_status(error.status_code)

@@ -23,7 +23,15 @@ from typing import Any
 
 import openai
 
-from batchling import api_keys, backoff, json_codec, listing, stainless, stainless_direct
+from batchling import (
+    api_keys,
+    backoff,
+    job_clients,
+    json_codec,
+    listing,
+    stainless,
+    stainless_direct,
+)
 from batchling.hookspecs import hookimpl
 from batchling.job_clients import JobClients
 from batchling.provider import (
@@ -483,7 +491,7 @@ class OpenAIProvider(WithoutHookTargets):
     def is_transient(self, error: BaseException) -> bool:
         if isinstance(error, openai.APIConnectionError | _CorruptDownloadError):
             return True
-        if stainless.is_closed_client_error(error):
+        if job_clients.is_closed_client_error(error):
             return True
         if isinstance(error, openai.APIStatusError):
             return stainless.is_transient_status(error.status_code)
