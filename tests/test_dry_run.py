@@ -145,3 +145,17 @@ def test_a_sync_block_inside_a_dry_run_sends_nothing(fake_server: FakeProviderSe
     assert outer.plan is not None
     assert outer.plan.total_requests == 1
     assert fake_server.stats.requests == []
+
+
+def test_a_large_jobs_input_tokens_are_estimated_from_an_even_sample() -> None:
+    from batchling.dryrun import SAMPLED_LINES, estimate_input_tokens, estimate_job_input_tokens
+
+    short = {"model": "m", "messages": [{"role": "user", "content": "x" * 40}]}
+    long = {"model": "m", "messages": [{"role": "user", "content": "y" * 400}]}
+    few = [short, long, short]
+    assert estimate_job_input_tokens(few) == sum(estimate_input_tokens(body) for body in few)
+    many = [short if i % 2 else long for i in range(SAMPLED_LINES * 7 + 3)]
+    exact = sum(estimate_input_tokens(body) for body in many)
+    estimate = estimate_job_input_tokens(many)
+    assert estimate != 0
+    assert abs(estimate - exact) / exact < 0.02

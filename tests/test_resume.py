@@ -673,6 +673,17 @@ def test_journal_claim_is_refused_for_requests_another_live_submission_holds(
     assert store.custom_ids("b") == ["z_0"]
     store.abandon("a")
     assert store.begin_submission(submission("c"), ["x_0"]) == set()
+    # A request with a result from an ended submission is taken over, its result forgotten,
+    # in the order the new submission gave.
+    store.store_results(
+        "c", [batchling.provider.LineResult("x_0", batchling.provider.Outcome.EXPIRED)]
+    )
+    store.mark_ended("c", "expired")
+    assert store.begin_submission(submission("d"), ["w_0", "x_0", "z_0"]) == {"z_0"}
+    assert store.custom_ids("d") == ["w_0", "x_0"]
+    taken = store.lookup("x_0")
+    assert taken is not None
+    assert (taken.submission.submission_id, taken.submission.size, taken.result) == ("d", 2, None)
     store.close()
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any
 
-from batchling import display, journal, patching
+from batchling import collector, display, journal, patching
 from batchling.dryrun import DryRunFinished, DryRunPlan
 from batchling.errors import (
     DeadlineReachedError,
@@ -273,6 +273,7 @@ class Batchify:
         """The enclosing dry run this block is part of (its calls are that dry run's)."""
         self._block_strict = strict
         """`strict` for this block: also on inside a strict block."""
+        self._release_collector: Callable[[], None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -315,7 +316,13 @@ class Batchify:
                 observers.append(self._display)
         self._events = Observers(observers)
         self._token = patching.activate(self)
+        if not self._dry_run:
+            self._release_collector = collector.hold(self._waiting_calls)
         return True
+
+    def _waiting_calls(self) -> int:
+        """This block's calls waiting for batch results, on all its loops."""
+        return sum(state.scheduler.waiting_calls() for state in list(self._states.values()))
 
     def _close_loop_thread(self, exc: BaseException | None) -> None:
         """Finish (or stop) the batches of sync clients' calls, then the loop thread."""
@@ -344,6 +351,9 @@ class Batchify:
 
     def _end(self, exc: BaseException | None) -> None:
         """Close what `_begin` opened; in a dry run, print the plan and stop the program."""
+        if self._release_collector is not None:
+            self._release_collector()
+            self._release_collector = None
         patching.unwatch_unrouted(self)
         try:
             patching.deactivate(self._token)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from batchling.job_fill import JobFill, JobLimits
@@ -101,6 +101,21 @@ class DryRunPlan:
 def estimate_input_tokens(body: Mapping[str, Any]) -> int:
     """A rough input token count: the request's text length over `CHARS_PER_TOKEN`."""
     return max(1, math.ceil(_text_length(body) / CHARS_PER_TOKEN))
+
+
+SAMPLED_LINES = 1_000
+"""Lines of a job whose text `estimate_job_input_tokens` reads; the rest are estimated alike."""
+
+
+def estimate_job_input_tokens(bodies: Sequence[Mapping[str, Any]]) -> int:
+    """A rough input token count of a job's requests, from at most `SAMPLED_LINES` of them
+    spread evenly across it (the summary's savings estimate needs no more)."""
+    count = len(bodies)
+    if count <= SAMPLED_LINES:
+        return sum(estimate_input_tokens(body) for body in bodies)
+    step = count / SAMPLED_LINES
+    sampled = sum(estimate_input_tokens(bodies[int(i * step)]) for i in range(SAMPLED_LINES))
+    return round(sampled * count / SAMPLED_LINES)
 
 
 _SEQUENCES = (list, tuple)  # a constant: `list | tuple` would build a new object per call

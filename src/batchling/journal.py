@@ -22,7 +22,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -297,31 +297,46 @@ class Journal:
         """
         now = time.time()
         with self._transaction() as db:
-            held = _held_elsewhere(db, custom_ids)
-            mine = [custom_id for custom_id in custom_ids if custom_id not in held]
-            if not mine:
+            # Usually every request is new: one pass inserts them all. Otherwise the requests
+            # already known are checked for a live submission holding them, and the rest are
+            # taken over from their ended (or abandoned) submission.
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO requests (custom_id, submission_id, position, "
+                "created_at) VALUES (?, ?, ?, ?)",
+                # In key order: SQLite fills its index pages one after another.
+                sorted(
+                    (custom_id, submission.submission_id, position, now)
+                    for position, custom_id in enumerate(custom_ids)
+                ),
+            )
+            held: set[str] = set()
+            size = len(custom_ids)
+            if db.total_changes - before != len(custom_ids):
+                known = _known(db, custom_ids, submission.submission_id)
+                held = _held_elsewhere(db, known)
+                size -= len(held)
+                db.executemany(
+                    "UPDATE requests SET submission_id = ?, position = ?, outcome = NULL, "
+                    "status_code = NULL, body = NULL, request_id = NULL, message = NULL, "
+                    "created_at = ? WHERE custom_id = ?",
+                    [
+                        (submission.submission_id, position, now, custom_id)
+                        for position, custom_id in enumerate(custom_ids)
+                        if custom_id in known and custom_id not in held
+                    ],
+                )
+            if not size:
                 return held
             db.execute(
                 "INSERT INTO submissions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     submission.submission_id, submission.provider, submission.endpoint,
                     submission.model, submission.base_url, submission.client_key,
-                    len(mine), str(SubmissionState.SUBMITTING), None, None,
+                    size, str(SubmissionState.SUBMITTING), None, None,
                     json.dumps(dict(submission.info)), now, now,
                 ),
             )  # fmt: skip
-            db.executemany(
-                "INSERT INTO requests (custom_id, submission_id, position, created_at) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (custom_id) DO UPDATE SET "
-                "submission_id = excluded.submission_id, position = excluded.position, "
-                "outcome = NULL, status_code = NULL, body = NULL, request_id = NULL, "
-                "message = NULL, created_at = excluded.created_at",
-                # In key order: SQLite fills its index pages one after another.
-                sorted(
-                    (custom_id, submission.submission_id, position, now)
-                    for position, custom_id in enumerate(mine)
-                ),
-            )
         return held
 
     @_locked
@@ -440,11 +455,26 @@ class Journal:
 _by_custom_id = operator.itemgetter(5)
 
 
-def _held_elsewhere(db: sqlite3.Connection, custom_ids: Sequence[str]) -> set[str]:
-    """Which of `custom_ids` a live submission holds and has no result for yet."""
-    held: set[str] = set()
+def _known(db: sqlite3.Connection, custom_ids: Sequence[str], submission_id: str) -> set[str]:
+    """Which of `custom_ids` the journal held before `submission_id` claimed the new ones."""
+    known: set[str] = set()
     for start in range(0, len(custom_ids), _CHUNK):
         chunk = list(custom_ids[start : start + _CHUNK])
+        rows = db.execute(
+            "SELECT custom_id FROM requests WHERE submission_id != ? "
+            f"AND custom_id IN ({','.join('?' * len(chunk))})",
+            [submission_id, *chunk],
+        )
+        known.update(row[0] for row in rows)
+    return known
+
+
+def _held_elsewhere(db: sqlite3.Connection, custom_ids: Collection[str]) -> set[str]:
+    """Which of `custom_ids` a live submission holds and has no result for yet."""
+    held: set[str] = set()
+    ids = list(custom_ids)
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
         rows = db.execute(
             "SELECT r.custom_id FROM requests r JOIN submissions s "
             "ON s.submission_id = r.submission_id WHERE r.outcome IS NULL AND s.state IN (?, ?) "

@@ -25,7 +25,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from batchling import backoff, collector
-from batchling.dryrun import JournalState, estimate_input_tokens
+from batchling.dryrun import JournalState, estimate_job_input_tokens
 from batchling.errors import (
     BatchCancelledError,
     BatchCreationUncertainError,
@@ -176,6 +176,13 @@ class Scheduler:
         if settings.deadline is not None:
             delay = max(0.0, settings.deadline - time.time())
             self._deadline_timer = self._loop.call_later(delay, self._on_deadline)
+
+    def waiting_calls(self) -> int:
+        """Callers waiting for a batch result (`batchling.collector` reads it during a full
+        collection, in whatever thread runs it: each container is copied in one step)."""
+        queued = sum(len(queue.entries) for queue in list(self._queues.values()))
+        following = sum(len(callers) for callers in list(self._job_callers.values()))
+        return len(self._unchecked) + queued + following
 
     @property
     def running_batches(self) -> list[SubmittedBatch]:
@@ -724,8 +731,8 @@ class Scheduler:
         self._report.batched += len(lines)
         key = (provider.name, lines[0].request.model)  # one queue, one model
         self._report.batched_by_model[key] += len(lines)
-        self._report.batched_input_tokens[key] += sum(
-            estimate_input_tokens(line.request.body) for line in lines
+        self._report.batched_input_tokens[key] += estimate_job_input_tokens(
+            [line.request.body for line in lines]
         )
         self._events.batch_submitted(batch, resumed=False)
         log.info(
