@@ -112,6 +112,19 @@ async def test_survivors_are_held_while_many_calls_wait_and_freed_once_answered(
     ]
 
 
+async def test_a_burst_of_tasks_counts_before_its_calls_reach_batchling(
+    client: openai.AsyncOpenAI, fake_server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(collector, "HOLD_THRESHOLD", 50)
+    async with fast_batchify():
+        calls = [_ask(client, f"q{i}") for i in range(60)]  # scheduled, none started yet
+        frozen = gc.get_freeze_count()
+        kept = [[] for _ in range(1000)]
+        gc.collect()
+        assert gc.get_freeze_count() >= frozen + len(kept)
+        await asyncio.gather(*calls)
+
+
 async def test_garbage_held_during_a_block_is_freed_after_it(
     slow_server: FakeProviderServer,
     slow_client: openai.AsyncOpenAI,

@@ -321,8 +321,13 @@ class Batchify:
         return True
 
     def _waiting_calls(self) -> int:
-        """This block's calls waiting for batch results, on all its loops."""
-        return sum(state.scheduler.waiting_calls() for state in list(self._states.values()))
+        """This block's calls waiting for batch results, and the callbacks about to run on its
+        loops (a `gather` of many calls schedules all its tasks before the first one reaches
+        batchling)."""
+        waiting = 0
+        for loop, state in list(self._states.items()):
+            waiting += state.scheduler.waiting_calls() + len(getattr(loop, "_ready", ()))
+        return waiting
 
     def _close_loop_thread(self, exc: BaseException | None) -> None:
         """Finish (or stop) the batches of sync clients' calls, then the loop thread."""

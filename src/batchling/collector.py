@@ -14,9 +14,10 @@ Three measures, all process-wide:
 - `hold`, as the first active block starts: what the program had built before it (its imports
   and data) is moved out of the collector's reach (`gc.freeze()`, after a collection of the
   young generations), so that passes during the block scan what the block adds.
-- `hold`, while active blocks have at least `HOLD_THRESHOLD` calls waiting for batch results:
-  what survives a full collection is frozen too, and so are the answers a paused loop just
-  built. At the first full collection that finds fewer calls waiting, everything is given back
+- `hold`, while active blocks have at least `HOLD_THRESHOLD` calls waiting for batch results
+  (or callbacks about to run on their loops: a `gather` of many calls schedules every task
+  before the first one reaches batchling): what survives a full collection is frozen too, and
+  so are the answers a paused loop just built. At the first full collection that finds fewer calls waiting, everything is given back
   (`gc.unfreeze()`).
 
 Everything frozen is given back when the last block ends. Until then, cyclic garbage among the
