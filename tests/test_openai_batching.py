@@ -495,6 +495,7 @@ async def test_stream_true_passes_through_with_one_warning_per_kind(
                 chunks = [chunk async for chunk in stream]
                 assert chunks
     assert len(caught) == 1
+    assert caught[0].filename == __file__, "the warning points at the program's own call"
     assert ctx.report.passed_through == {"streaming": 2}
     assert fake_server.stats.realtime_calls == 2
     assert fake_server.stats.batches_created == 0

@@ -103,13 +103,15 @@ def test_sync_streaming_passes_through_with_a_warning(
     openai_client = sync_clients[0]
     with (
         batchify(**FAST, progress=False) as ctx,
-        pytest.warns(batchling.NotBatchedWarning, match="stream"),
+        pytest.warns(batchling.NotBatchedWarning, match="stream") as caught,
     ):
         stream = openai_client.chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": "s"}], stream=True
         )
         chunks = list(stream)
     assert chunks
+    # Decided on the block's loop thread, reported at the program's call in its own thread.
+    assert caught[0].filename == __file__
     assert ctx.report.passed_through == {"streaming": 1}
 
 
@@ -221,6 +223,7 @@ async def test_calls_from_threads_the_block_s_context_does_not_reach_are_reporte
     assert answers == [f"echo: q{i}" for i in range(3)]
     assert batched == "echo: carried"
     assert len(caught) == 1  # once per block; every call is counted
+    assert caught[0].filename == __file__
     assert ctx.report.passed_through == {"thread outside the block": 3}
     assert ctx.report.batched == 1
     assert server.stats.realtime_calls == 3

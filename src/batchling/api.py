@@ -8,8 +8,10 @@ import datetime
 import logging
 import os
 import re
+import sys
 import threading
 import time
+import types
 import warnings
 from collections.abc import Callable, Coroutine
 from types import TracebackType
@@ -154,6 +156,33 @@ _SEND_REAL_TIME = object()
 _DEADLINE = NotBatchable(
     "deadline", "The batchify(deadline=...) passed before this request's batch finished."
 )
+_NOT_PROGRAM = frozenset({"batchling", "wrapt"})
+"""Packages whose frames a warning never points at (the wrapped SDKs' are added per block)."""
+
+
+def _warn_at_program(
+    warning: Warning, packages: frozenset[str], start: types.FrameType | None = None
+) -> None:
+    """Warn at the program's own line that made the call: the first frame, from `start` (else
+    the caller's) outwards, of a module outside `packages` (batchling, wrapt, the SDKs)."""
+    frame: types.FrameType | None = start if start is not None else sys._getframe(1)
+    while frame is not None:
+        module = frame.f_globals.get("__name__")
+        if not isinstance(module, str) or module.partition(".")[0] not in packages:
+            break
+        frame = frame.f_back
+    if frame is None:
+        warnings.warn(warning, stacklevel=3)
+        return
+    warnings.warn_explicit(
+        warning,
+        type(warning),
+        frame.f_code.co_filename,
+        frame.f_lineno,
+        module=frame.f_globals.get("__name__"),
+        registry=frame.f_globals.setdefault("__warningregistry__", {}),
+        module_globals=frame.f_globals,
+    )
 
 
 class _LoopThread:
@@ -274,6 +303,8 @@ class Batchify:
         self._block_strict = strict
         """`strict` for this block: also on inside a strict block."""
         self._release_collector: Callable[[], None] | None = None
+        self._not_program = _NOT_PROGRAM
+        """Packages a `NotBatchedWarning` does not point at: batchling, wrapt, the SDKs."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -299,6 +330,11 @@ class Batchify:
         opened = _open_journal(path) if path is not None else None
         providers = get_providers()
         patching.install(providers.values())
+        self._not_program = _NOT_PROGRAM | {
+            target.module.partition(".")[0]
+            for provider in providers.values()
+            for target in provider.targets
+        }
         self._active = True
         self.report = RunReport()
         self.plan = DryRunPlan(batch_size=self._settings.batch_size) if self._dry_run else None
@@ -408,7 +444,7 @@ class Batchify:
             first = kind not in self._warned
             self._warned.add(kind)
         if first:
-            warnings.warn(
+            _warn_at_program(
                 NotBatchedWarning(
                     f"A {provider.name} call was made in a thread that does not carry the "
                     "batchify() block's context (loop.run_in_executor, threading.Thread), so "
@@ -416,7 +452,7 @@ class Batchify:
                     "carries it, or a plain `with batchify():` block, which covers every thread "
                     "of the process. Further such calls are counted, not reported again."
                 ),
-                stacklevel=3,
+                self._not_program,
             )
 
     async def __aexit__(
@@ -541,8 +577,10 @@ class Batchify:
         """A sync client's call: batched on the block's own event loop thread while the
         calling thread waits."""
         loop = self._background_loop()
+        # The calling thread's frame: a warning about the call points at the program's line.
+        origin = sys._getframe(1)
         outcome = asyncio.run_coroutine_threadsafe(
-            self._tracked_call(provider, target, wrapped, instance, args, kwargs), loop
+            self._tracked_call(provider, target, wrapped, instance, args, kwargs, origin), loop
         ).result()
         if outcome is _RUN_ORIGINAL:
             return wrapped(*args, **kwargs)
@@ -565,6 +603,7 @@ class Batchify:
         instance: Any,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        origin: types.FrameType | None = None,
     ) -> Any:
         # One coroutine per call from the SDK method to its answer: this runs for every call.
         if not self._active:
@@ -576,7 +615,7 @@ class Batchify:
             try:
                 request = await provider.to_request(target, instance, args, kwargs)
                 if not isinstance(request, BatchRequest) or self.plan is not None:
-                    outcome = await self._not_batched(state, provider, request)
+                    outcome = await self._not_batched(state, provider, request, origin)
                 else:
                     future = state.scheduler.enqueue(provider, request)
                     try:
@@ -585,7 +624,9 @@ class Batchify:
                         future.cancel()
                         raise
                     except DeadlineReachedError:
-                        self._pass_through(provider, _DEADLINE, refuse_under_strict=False)
+                        self._pass_through(
+                            provider, _DEADLINE, refuse_under_strict=False, origin=origin
+                        )
                         outcome = _SEND_REAL_TIME
                     else:
                         outcome = (
@@ -608,7 +649,11 @@ class Batchify:
         return outcome
 
     async def _not_batched(
-        self, state: _LoopState, provider: Provider, request: BatchRequest | NotBatchable | None
+        self,
+        state: _LoopState,
+        provider: Provider,
+        request: BatchRequest | NotBatchable | None,
+        origin: types.FrameType | None,
     ) -> Any:
         """What becomes of a call that is not sent in a batch: passed on, or held by a dry run."""
         if request is None:
@@ -617,7 +662,7 @@ class Batchify:
             if self.plan is not None:
                 self.plan.add_pass_through(provider.name, request.kind)
                 return await self._wait_for_dry_run_end(state)
-            self._pass_through(provider, request)
+            self._pass_through(provider, request, origin=origin)
             return _SEND_REAL_TIME
         assert self.plan is not None, "batched requests are only held in a dry run"
         self.plan.add(provider, request, state.scheduler.journal_state(request))
@@ -637,29 +682,38 @@ class Batchify:
             raise NotBatchableError(why.kind, why.reason)
         if _forked_children_warned.get(os.getpid()) is not self:
             _forked_children_warned[os.getpid()] = self
-            warnings.warn(
+            _warn_at_program(
                 NotBatchedWarning(
                     f"{why.reason} Sent in real time at full price ({provider.name})."
                 ),
-                stacklevel=2,
+                self._not_program,
             )
 
     def _pass_through(
-        self, provider: Provider, why: NotBatchable, *, refuse_under_strict: bool = True
+        self,
+        provider: Provider,
+        why: NotBatchable,
+        *,
+        refuse_under_strict: bool = True,
+        origin: types.FrameType | None = None,
     ) -> None:
+        """Count and report a call sent in real time (refused under strict). The warning points
+        at the program's line that made it: found from `origin` (a sync call's frame in its
+        own thread) or else from here."""
         if self._block_strict and refuse_under_strict:
             raise NotBatchableError(why.kind, why.reason)
         self.report.passed_through[why.kind] += 1
         self._events.request_passed_through(provider.name, why.kind, why.reason)
         if why.kind not in self._warned:
             self._warned.add(why.kind)
-            warnings.warn(
+            _warn_at_program(
                 NotBatchedWarning(
                     f"{why.reason} Sent in real time at full price ({provider.name}). Further "
                     f"calls of this kind in this batchify() block are counted, not reported "
                     f"again; pass strict=True to refuse them instead."
                 ),
-                stacklevel=4,
+                self._not_program,
+                origin,
             )
 
     # -- dry run -----------------------------------------------------------------------------

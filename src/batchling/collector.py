@@ -17,8 +17,8 @@ Three measures, all process-wide:
 - `hold`, while active blocks have at least `HOLD_THRESHOLD` calls waiting for batch results
   (or callbacks about to run on their loops: a `gather` of many calls schedules every task
   before the first one reaches batchling): what survives a full collection is frozen too, and
-  so are the answers a paused loop just built. At the first full collection that finds fewer calls waiting, everything is given back
-  (`gc.unfreeze()`).
+  so are the answers a paused loop just built. At the first full collection that finds fewer
+  calls waiting, everything is given back (`gc.unfreeze()`).
 
 Everything frozen is given back when the last block ends. Until then, cyclic garbage among the
 frozen objects waits to be freed (objects freed by reference counting go at once, as always);
