@@ -687,6 +687,25 @@ def test_journal_claim_is_refused_for_requests_another_live_submission_holds(
     store.close()
 
 
+def test_the_journal_keeps_no_credentials_written_into_a_base_url(cache_dir: Path) -> None:
+    store = journal.Journal(cache_dir / journal.FILE_NAME)
+    store.begin_submission(
+        journal.Submission(
+            "s", "openai", "/v1/chat/completions", "m",
+            "https://proxy-user:proxy-secret@gateway.example:8443/v1?key=query-secret", "k", 1,
+            journal.SubmissionState.SUBMITTING, None, None, {}, time.time(), time.time(),
+        ),
+        ["x_0"],
+    )  # fmt: skip
+    (kept,) = store.submissions()
+    store.close()
+    assert kept.base_url == "https://gateway.example:8443/v1"
+    files = [cache_dir / name for name in os.listdir(cache_dir)]
+    assert not any(b"secret" in path.read_bytes() for path in files)
+    assert journal.storable_url("http://[::1]:8000/v1?k=1") == "http://[::1]:8000/v1"
+    assert journal.storable_url("https://api.openai.com/v1") == "https://api.openai.com/v1"
+
+
 def test_journal_answers_many_requests_at_once_beyond_one_query(cache_dir: Path) -> None:
     store = journal.Journal(cache_dir / journal.FILE_NAME)
     ids = [f"{index:040x}_0" for index in range(1_234)]

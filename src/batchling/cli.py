@@ -8,6 +8,7 @@ import contextlib
 import datetime
 import inspect
 import io
+import json
 import sys
 import types
 import urllib.parse
@@ -480,17 +481,27 @@ def batches() -> None:
 @batches.command("list")
 @_cache_dir_option
 @click.option("--running", is_flag=True, help="Only jobs that have not ended.")
-def batches_list(cache_dir: Path | None, running: bool) -> None:
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON array of the jobs, for scripts (`jq`...)."
+)
+def batches_list(cache_dir: Path | None, running: bool, as_json: bool) -> None:
     """The journaled batch jobs, newest first."""
     path = _journal_path(cache_dir)
+    submissions: list[journal.Submission] = []
+    if path.exists():
+        states = (
+            [journal.SubmissionState.SUBMITTING, journal.SubmissionState.RUNNING]
+            if running
+            else None
+        )
+        with _opened(path) as opened:
+            submissions = opened.submissions(states=states)
+    if as_json:
+        click.echo(json.dumps([_job_record(submission) for submission in submissions], indent=2))
+        return
     if not path.exists():
         click.echo(f"No batch jobs: no journal at {path}.")
         return
-    states = (
-        [journal.SubmissionState.SUBMITTING, journal.SubmissionState.RUNNING] if running else None
-    )
-    with _opened(path) as opened:
-        submissions = opened.submissions(states=states)
     if not submissions:
         click.echo(f"No{' running' if running else ''} batch jobs in {path}.")
         return
@@ -511,9 +522,41 @@ def batches_list(cache_dir: Path | None, running: bool) -> None:
             submission.model,
             f"{submission.size:,}",
             created,
-            urllib.parse.urlsplit(submission.base_url).netloc or "-",
+            _host(submission.base_url) or "-",
         )
     _print_whole(table)
+
+
+def _host(base_url: str) -> str:
+    """The host (and port) of a base URL, without any credentials written into it."""
+    parts = urllib.parse.urlsplit(base_url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{host}:{port}" if host and port is not None else host
+
+
+def _job_record(submission: journal.Submission) -> dict[str, Any]:
+    """What `batches list --json` says of a job."""
+
+    def utc(timestamp: float) -> str:
+        return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat()
+
+    return {
+        "provider": submission.provider,
+        "batch_id": submission.batch_id,
+        "submission_id": submission.submission_id,
+        "state": str(submission.state),
+        "provider_status": submission.provider_status,
+        "endpoint": submission.endpoint,
+        "model": submission.model,
+        "requests": submission.size,
+        "host": _host(submission.base_url) or None,
+        "created_at": utc(submission.created_at),
+        "updated_at": utc(submission.updated_at),
+    }
 
 
 def _print_whole(table: Table) -> None:

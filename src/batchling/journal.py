@@ -22,6 +22,7 @@ import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -332,7 +333,7 @@ class Journal:
                 "INSERT INTO submissions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     submission.submission_id, submission.provider, submission.endpoint,
-                    submission.model, submission.base_url, submission.client_key,
+                    submission.model, storable_url(submission.base_url), submission.client_key,
                     size, str(SubmissionState.SUBMITTING), None, None,
                     json.dumps(dict(submission.info)), now, now,
                 ),
@@ -453,6 +454,24 @@ class Journal:
 
 
 _by_custom_id = operator.itemgetter(5)
+
+
+def storable_url(url: str) -> str:
+    """A base URL as the journal keeps it: without a user name and password or a query, which
+    can hold credentials (a proxy's basic auth, a gateway's `?key=`). `batchling batches` then
+    takes them from the environment, as it does API keys."""
+    parts = urllib.parse.urlsplit(url)
+    if not (parts.username or parts.password or parts.query or parts.fragment):
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = f"{host}:{port}" if port is not None else host
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _known(db: sqlite3.Connection, custom_ids: Sequence[str], submission_id: str) -> set[str]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import importlib.metadata
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,6 +87,26 @@ def test_batches_list_shows_the_jobs_of_a_run(fake_server: FakeProviderServer) -
     assert "gpt-4o-mini" in row
     assert "completed" in row
     assert "No running batch jobs" in batchling("batches", "list", "--running").stdout
+
+
+def test_batches_list_json_gives_scripts_every_job(fake_server: FakeProviderServer) -> None:
+    assert json.loads(batchling("batches", "list", "--json").stdout) == []  # no journal yet
+    run_ask(fake_server, 3)
+    result = batchling("batches", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    (job,) = json.loads(result.stdout)
+    assert {key: job[key] for key in ("provider", "batch_id", "state", "model", "requests")} == {
+        "provider": "openai",
+        "batch_id": fake_server.batches[0].id,
+        "state": "ended",
+        "model": "gpt-4o-mini",
+        "requests": 3,
+    }
+    assert job["provider_status"] == "completed"
+    assert job["endpoint"] == "/v1/chat/completions"
+    assert job["host"] == fake_server.openai_base_url.split("/")[2]  # 127.0.0.1:PORT
+    assert datetime.datetime.fromisoformat(job["created_at"]).tzinfo is not None
+    assert json.loads(batchling("batches", "list", "--running", "--json").stdout) == []
 
 
 def test_batches_list_keeps_one_line_per_job_in_a_narrow_terminal(
