@@ -191,14 +191,31 @@ async def test_a_collector_the_program_turned_off_is_left_alone(
         gc.enable()
 
 
-def test_a_forked_child_gives_back_what_its_parent_froze() -> None:
-    release = collector.hold(lambda: 0)
+def test_a_forked_child_forgets_the_blocks_and_keeps_what_was_frozen() -> None:
+    release = collector.hold(lambda: 10**9)  # as if very many calls waited
     try:
-        assert gc.get_freeze_count() > 0
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
         collector._forget_in_child()  # what os.register_at_fork runs in a child
-        assert gc.get_freeze_count() == 0
+        kept = [[] for _ in range(1000)]
+        gc.collect()
+        assert gc.get_freeze_count() <= frozen, "no block in the child: nothing more frozen"
+        release()  # the parent's block ends nothing in the child
+        assert gc.get_freeze_count() > 0, "kept, as after gc.freeze() before a fork"
+        assert kept
     finally:
-        release()
+        gc.unfreeze()
+
+
+async def test_answering_a_job_alone_starts_no_holding(
+    client: openai.AsyncOpenAI, fake_server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(collector, "HOLD_THRESHOLD", 50)
+    async with fast_batchify():
+        frozen_at_entry = gc.get_freeze_count()
+        await asyncio.gather(*(_ask(client, f"q{i}") for i in range(60)))
+        # The routing pass's wakeups filled the loop's ready queue: no waiting calls, though.
+        assert gc.get_freeze_count() <= frozen_at_entry
 
 
 def test_a_count_that_raises_does_not_escape_the_collector(

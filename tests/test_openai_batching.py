@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import warnings
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -479,6 +480,23 @@ async def test_poll_errors_do_not_fail_the_batch(
     async with fast_batchify():
         reply = await ask(client, "patience")
     assert reply.choices[0].message.content == "echo: patience"
+
+
+async def test_a_call_started_as_a_task_is_reported_at_the_sdk_method_it_called(
+    client: openai.AsyncOpenAI, fake_server: FakeProviderServer
+) -> None:
+    async with fast_batchify():
+        with pytest.warns(batchling.NotBatchedWarning, match="stream") as caught:
+            stream = await asyncio.ensure_future(
+                client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "s"}], stream=True
+                )
+            )
+            assert [chunk async for chunk in stream]
+    # No line of the program is on a task's stack: the SDK method it called is named instead
+    # (not asyncio's event loop, where the stack ends).
+    assert "openai" in Path(caught[0].filename).parts
+    assert "asyncio" not in Path(caught[0].filename).parts
 
 
 async def test_stream_true_passes_through_with_one_warning_per_kind(

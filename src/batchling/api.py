@@ -158,30 +158,56 @@ _DEADLINE = NotBatchable(
 )
 _NOT_PROGRAM = frozenset({"batchling", "wrapt"})
 """Packages whose frames a warning never points at (the wrapped SDKs' are added per block)."""
+_LOOP_PLUMBING = frozenset({"asyncio", "concurrent", "threading", "contextvars", "uvloop"})
+"""Where a call's stack ends when it was started as a task (`gather`, `create_task`): the
+program's line is not on it then."""
+
+
+def _package_of(module: str) -> str:
+    """The package a module belongs to: its first importable component (`google.genai` for
+    `google.genai.models`: `google` is a namespace shared by many distributions)."""
+    parts = module.split(".")
+    for end in range(1, len(parts)):
+        name = ".".join(parts[:end])
+        if getattr(sys.modules.get(name), "__file__", None):
+            return name
+    return module
+
+
+def _within(module: str, packages: frozenset[str]) -> bool:
+    return any(module == package or module.startswith(package + ".") for package in packages)
 
 
 def _warn_at_program(
     warning: Warning, packages: frozenset[str], start: types.FrameType | None = None
 ) -> None:
     """Warn at the program's own line that made the call: the first frame, from `start` (else
-    the caller's) outwards, of a module outside `packages` (batchling, wrapt, the SDKs)."""
+    the caller's) outwards, of a module outside `packages` (batchling, wrapt, the SDKs). A call
+    started as a task has no such frame: the SDK method the program called is named instead."""
     frame: types.FrameType | None = start if start is not None else sys._getframe(1)
+    sdk_method: types.FrameType | None = None
     while frame is not None:
         module = frame.f_globals.get("__name__")
-        if not isinstance(module, str) or module.partition(".")[0] not in packages:
+        module = module if isinstance(module, str) else ""
+        if not _within(module, packages):
+            if module.partition(".")[0] in _LOOP_PLUMBING:
+                frame = None
             break
+        if not _within(module, _NOT_PROGRAM):
+            sdk_method = frame
         frame = frame.f_back
-    if frame is None:
-        warnings.warn(warning, stacklevel=3)
+    at = frame or sdk_method
+    if at is None:
+        warnings.warn(warning, stacklevel=2)
         return
     warnings.warn_explicit(
         warning,
         type(warning),
-        frame.f_code.co_filename,
-        frame.f_lineno,
-        module=frame.f_globals.get("__name__"),
-        registry=frame.f_globals.setdefault("__warningregistry__", {}),
-        module_globals=frame.f_globals,
+        at.f_code.co_filename,
+        at.f_lineno,
+        module=at.f_globals.get("__name__"),
+        registry=at.f_globals.setdefault("__warningregistry__", {}),
+        module_globals=at.f_globals,
     )
 
 
@@ -331,7 +357,7 @@ class Batchify:
         providers = get_providers()
         patching.install(providers.values())
         self._not_program = _NOT_PROGRAM | {
-            target.module.partition(".")[0]
+            _package_of(target.module)
             for provider in providers.values()
             for target in provider.targets
         }

@@ -26,7 +26,10 @@ what was garbage when they were frozen had just been collected, except in the ol
 generation as the first block starts, which then waits for the block's end as well.
 
 A process whose collector is off, or that froze objects itself (`gc.freeze()` before the first
-block), is left alone: batchling neither freezes nor unfreezes anything in it.
+block), is left alone: batchling neither freezes nor unfreezes anything in it. Objects a program
+freezes while a block is active are given back with batchling's. A process forked meanwhile
+keeps what was frozen, as after the usual `gc.freeze()` before a fork. Python 3.14's
+incremental collector and free-threaded builds are left alone too (`paused` still applies).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import sys
+import sysconfig
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -45,9 +50,15 @@ Below it the passes are short and freezing saves little."""
 _OLDEST = len(gc.get_threshold()) - 1
 """The generation a full collection reports."""
 
-_lock = threading.Lock()
+_GENERATIONAL = sys.version_info < (3, 14) and not sysconfig.get_config_var("Py_GIL_DISABLED")
+"""Whether the collector is the generational one `hold` is made for (full collections reported
+as the oldest generation, after a quarter's growth). Python 3.14's incremental collector and
+free-threaded builds collect, and report, otherwise: `hold` freezes nothing there."""
+
+_lock = threading.RLock()
 """Guards the state below. The collector's callback only tries it: a collection can start in
-a thread that holds it."""
+a thread that holds it. Re-entrant: a collection inside `hold` or `release` can finalize a
+generator whose block then ends in the same thread."""
 
 
 class _Hold:
@@ -77,7 +88,7 @@ def hold(waiting: Callable[[], int]) -> Callable[[], None]:
     token = object()
     with _lock:
         if not _hold.waiting:
-            _hold.managed = gc.isenabled() and gc.get_freeze_count() == 0
+            _hold.managed = _GENERATIONAL and gc.isenabled() and gc.get_freeze_count() == 0
             if _hold.managed:
                 gc.collect(1)
                 gc.freeze()
@@ -130,12 +141,13 @@ def _after_collection(phase: str, info: dict[str, Any]) -> None:
 
 
 def _forget_in_child() -> None:
-    """A forked child has none of the parent's blocks: it gives back what they froze."""
+    """A forked child has none of the parent's blocks. What was frozen stays frozen (as after
+    the usual `gc.freeze()` before a fork: passes in the child do not rewrite the pages it
+    shares with its parent); batchling freezes nothing more in it."""
     global _lock
-    _lock = threading.Lock()
+    _lock = threading.RLock()
     _hold.waiting.clear()
-    _hold.managed = False
-    _unfreeze()
+    _hold.managed = _hold.frozen = _hold.holding = False
 
 
 if hasattr(os, "register_at_fork"):
@@ -164,13 +176,11 @@ def _freeze_if_holding() -> None:
     if not _lock.acquire(blocking=False):
         return
     try:
-        if (
-            _hold.managed
-            and _hold.waiting
-            and (_hold.holding or _waiting_calls() >= HOLD_THRESHOLD)
-        ):
+        # Only while holding: right after a routing pass, the wakeups of the callers it answered
+        # fill the loop's ready queue, which counts as waiting calls.
+        if _hold.managed and _hold.waiting and _hold.holding:
             gc.freeze()
-            _hold.frozen = _hold.holding = True
+            _hold.frozen = True
     except Exception:  # only a saving is lost
         pass
     finally:
