@@ -706,6 +706,26 @@ def test_the_journal_keeps_no_credentials_written_into_a_base_url(cache_dir: Pat
     assert journal.storable_url("https://api.openai.com/v1") == "https://api.openai.com/v1"
 
 
+def test_a_journal_written_before_keeps_no_credentials_once_opened(cache_dir: Path) -> None:
+    store = journal.Journal(cache_dir / journal.FILE_NAME)
+    store.close()
+    with sqlite3.connect(cache_dir / journal.FILE_NAME) as db:  # as an older batchling wrote
+        db.execute(
+            "INSERT INTO submissions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                "s", "openai", "/v1/chat/completions", "m",
+                "https://proxy-user:proxy-secret@gateway.example/v1", "k", 1, "running",
+                "batch_1", None, "{}", time.time(), time.time(),
+            ),
+        )  # fmt: skip
+    store = journal.Journal(cache_dir / journal.FILE_NAME)
+    (kept,) = store.submissions()
+    store.close()
+    assert kept.base_url == "https://gateway.example/v1"
+    files = [cache_dir / name for name in os.listdir(cache_dir)]
+    assert not any(b"secret" in path.read_bytes() for path in files)
+
+
 def test_journal_answers_many_requests_at_once_beyond_one_query(cache_dir: Path) -> None:
     store = journal.Journal(cache_dir / journal.FILE_NAME)
     ids = [f"{index:040x}_0" for index in range(1_234)]

@@ -177,6 +177,30 @@ class Journal:
                 if statement.strip():
                     self._db.execute(statement)
         self.expire()
+        self._forget_url_credentials()
+
+    def _forget_url_credentials(self) -> None:
+        """Rewrite base URLs that journals written before `storable_url` kept whole."""
+        rows = self._db.execute(
+            "SELECT submission_id, base_url FROM submissions "
+            "WHERE base_url LIKE '%@%' OR base_url LIKE '%?%' OR base_url LIKE '%#%'"
+        ).fetchall()
+        changed = [
+            (storable_url(url), submission_id)
+            for submission_id, url in rows
+            if storable_url(url) != url
+        ]
+        if changed:
+            # Overwritten, not just unlinked: the old text must not linger in free pages.
+            self._db.execute("PRAGMA secure_delete=ON")
+            try:
+                with self._transaction() as db:
+                    db.executemany(
+                        "UPDATE submissions SET base_url = ? WHERE submission_id = ?", changed
+                    )
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                self._db.execute("PRAGMA secure_delete=OFF")
 
     @_locked
     def close(self) -> None:
