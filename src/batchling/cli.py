@@ -589,11 +589,13 @@ def batches_cancel(batch_ids: tuple[str, ...], all_running: bool, cache_dir: Pat
             (batch_id, opened.find_submission(batch_id)) for batch_id in batch_ids
         ]
         if all_running:
-            listed = {batch_id for batch_id, _ in wanted}
+            listed = {key for key, _ in wanted}
+            live = [journal.SubmissionState.RUNNING, journal.SubmissionState.SUBMITTING]
             wanted += [
-                (submission.batch_id, submission)
-                for submission in opened.submissions(states=[journal.SubmissionState.RUNNING])
-                if submission.batch_id is not None and submission.batch_id not in listed
+                (key, submission)
+                for submission in opened.submissions(states=live)
+                # A submission whose job id was never recorded is named by its own id.
+                if (key := submission.batch_id or submission.submission_id) not in listed
             ]
         jobs = [(key, submission, opened.custom_ids(submission.submission_id) if submission else [])
                 for key, submission in wanted]  # fmt: skip
@@ -627,11 +629,6 @@ async def _cancel_one(
         raise click.ClickException(
             f"not in the journal ({path}); `batchling batches list` shows the jobs it has."
         )
-    if submission.batch_id is None:
-        raise click.ClickException(
-            "its job was never confirmed created by the provider; a re-run of the program "
-            "finds and follows it."
-        )
     if submission.state is journal.SubmissionState.ENDED:
         return f"{key}: already ended ({submission.provider_status or 'ended'}); nothing to cancel."
     provider = _providers().get(submission.provider)
@@ -653,29 +650,63 @@ async def _cancel_one(
             f"cannot make a {submission.provider} client from the environment: {exc}"
         ) from None
     try:
+        batch_id = submission.batch_id or await _created_job(provider, client, submission, path)
+        if batch_id is None:
+            return (
+                f"{key}: {submission.provider} has no job for this submission (it was "
+                "interrupted before the provider created one): nothing to cancel. A re-run of "
+                "the program looks again, and sends its requests if there is still none."
+            )
         batch = provider.reattach(
-            submission.batch_id,
-            submission.info,
-            client=client,
-            template=None,
-            custom_ids=custom_ids,
+            batch_id, submission.info, client=client, template=None, custom_ids=custom_ids
         )
         await provider.cancel(batch)
+    except click.ClickException:
+        raise
     except Exception as exc:
         raise click.ClickException(
-            f"the provider refused to cancel {submission.provider} job {submission.batch_id}: "
-            f"{type(exc).__name__}: {exc}"
+            f"the provider refused to cancel {submission.provider} job "
+            f"{submission.batch_id or submission.submission_id}: {type(exc).__name__}: {exc}"
         ) from None
     finally:
         await _close(client)
     # As `cancel_on_exit` does: a re-run collects what the job finished and sends the rest
     # again, instead of failing on a job cancelled on purpose.
     with _opened(path) as opened:
-        opened.mark_cancel_requested(submission.batch_id)
+        opened.mark_cancel_requested(batch_id)
     return (
-        f"cancelling {submission.provider} batch {submission.batch_id} ({submission.size:,} "
+        f"cancelling {submission.provider} batch {batch_id} ({submission.size:,} "
         "requests); lines it already finished may still be billed."
     )
+
+
+async def _created_job(
+    provider: Provider, client: Any, submission: journal.Submission, path: Path
+) -> str | None:
+    """The job a submission interrupted before its id was recorded created, looked up at the
+    provider as a re-run does; its id is journaled (a re-run then follows it)."""
+    try:
+        batch_id = await provider.find_submission(
+            submission.submission_id,
+            client=client,
+            template=None,
+            size=submission.size,
+            since=submission.created_at,
+        )
+    except Exception as exc:
+        raise click.ClickException(
+            f"could not look up the job of submission {submission.submission_id} at "
+            f"{submission.provider}: {type(exc).__name__}: {exc}"
+        ) from None
+    if batch_id is not None:
+        found = provider.reattach(
+            batch_id, submission.info, client=client, template=None, custom_ids=[]
+        )
+        with _opened(path) as opened:
+            opened.mark_submitted(
+                submission.submission_id, batch_id, {**submission.info, **provider.describe(found)}
+            )
+    return batch_id
 
 
 async def _close(client: Any) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import datetime
 import importlib.metadata
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -189,6 +190,57 @@ async def test_batches_cancel_by_id(slow_server: FakeProviderServer) -> None:
     assert submission is not None
     assert submission.provider_status == "cancel requested"
     assert submission.info.get(journal.CANCEL_REQUESTED_KEY) is True
+
+
+def _as_if_interrupted_while_submitting(cache_dir: Path, batch_id: str) -> str:
+    """Make the journal forget the job's id, as a crash between its creation and the id's
+    record leaves it (`submitting`); return the submission's own id."""
+    with sqlite3.connect(cache_dir / journal.FILE_NAME) as db:
+        (submission_id,) = db.execute(
+            "SELECT submission_id FROM submissions WHERE batch_id = ?", (batch_id,)
+        ).fetchone()
+        db.execute(
+            "UPDATE submissions SET state = 'submitting', batch_id = NULL WHERE batch_id = ?",
+            (batch_id,),
+        )
+    return str(submission_id)
+
+
+@pytest.mark.parametrize("by", ["submission id", "--all-running"])
+async def test_batches_cancel_finds_the_job_of_an_interrupted_submission(
+    slow_server: FakeProviderServer, cache_dir: Path, by: str
+) -> None:
+    batch_id = await leave_a_job_running(slow_server)
+    submission_id = _as_if_interrupted_while_submitting(cache_dir, batch_id)
+    assert f"(submitting: {submission_id})" in batchling("batches", "list").stdout
+    named = [submission_id] if by == "submission id" else ["--all-running"]
+    result = batchling("batches", "cancel", *named, env={"OPENAI_API_KEY": KEY})
+    assert result.returncode == 0, result.stderr
+    assert f"cancelling openai batch {batch_id}" in result.stdout
+    assert slow_server.batches[0].status in ("cancelling", "cancelled")
+    submission = journaled_submission(batch_id)  # found, and its id journaled
+    assert submission is not None
+    assert submission.submission_id == submission_id
+    assert submission.provider_status == "cancel requested"
+
+
+async def test_batches_cancel_of_a_submission_that_created_no_job_says_so(
+    slow_server: FakeProviderServer, cache_dir: Path
+) -> None:
+    batch_id = await leave_a_job_running(slow_server)
+    submission_id = _as_if_interrupted_while_submitting(cache_dir, batch_id)
+    with sqlite3.connect(cache_dir / journal.FILE_NAME) as db:  # another submission's id
+        db.execute(
+            "UPDATE submissions SET submission_id = 'batchling_000000000000000000000000' "
+            "WHERE submission_id = ?",
+            (submission_id,),
+        )
+    result = batchling(
+        "batches", "cancel", "batchling_000000000000000000000000", env={"OPENAI_API_KEY": KEY}
+    )
+    assert result.returncode == 0, result.stderr
+    assert "has no job for this submission" in result.stdout
+    assert slow_server.batches[0].status == "in_progress"
 
 
 async def test_batches_cancel_names_the_missing_api_key(slow_server: FakeProviderServer) -> None:
