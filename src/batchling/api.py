@@ -157,7 +157,7 @@ _DEADLINE = NotBatchable(
     "deadline", "The batchify(deadline=...) passed before this request's batch finished."
 )
 _NOT_PROGRAM = frozenset({"batchling", "wrapt"})
-"""Packages whose frames a warning never points at (the wrapped SDKs' are added per block)."""
+"""Packages whose frames a warning never points at, besides the wrapped SDKs'."""
 _LOOP_PLUMBING = frozenset({"asyncio", "concurrent", "threading", "contextvars", "uvloop"})
 """Where a call's stack ends when it was started as a task (`gather`, `create_task`): the
 program's line is not on it then."""
@@ -178,12 +178,15 @@ def _within(module: str, packages: frozenset[str]) -> bool:
     return any(module == package or module.startswith(package + ".") for package in packages)
 
 
-def _warn_at_program(
-    warning: Warning, packages: frozenset[str], start: types.FrameType | None = None
-) -> None:
+def _warn_at_program(warning: Warning, start: types.FrameType | None = None) -> None:
     """Warn at the program's own line that made the call: the first frame, from `start` (else
-    the caller's) outwards, of a module outside `packages` (batchling, wrapt, the SDKs). A call
+    the caller's) outwards, outside batchling, wrapt and the SDKs the providers wrap. A call
     started as a task has no such frame: the SDK method the program called is named instead."""
+    packages = _NOT_PROGRAM | {
+        _package_of(target.module)
+        for provider in get_providers().values()
+        for target in provider.targets
+    }
     frame: types.FrameType | None = start if start is not None else sys._getframe(1)
     sdk_method: types.FrameType | None = None
     while frame is not None:
@@ -329,8 +332,6 @@ class Batchify:
         self._block_strict = strict
         """`strict` for this block: also on inside a strict block."""
         self._release_collector: Callable[[], None] | None = None
-        self._not_program = _NOT_PROGRAM
-        """Packages a `NotBatchedWarning` does not point at: batchling, wrapt, the SDKs."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -356,11 +357,6 @@ class Batchify:
         opened = _open_journal(path) if path is not None else None
         providers = get_providers()
         patching.install(providers.values())
-        self._not_program = _NOT_PROGRAM | {
-            _package_of(target.module)
-            for provider in providers.values()
-            for target in provider.targets
-        }
         self._active = True
         self.report = RunReport()
         self.plan = DryRunPlan(batch_size=self._settings.batch_size) if self._dry_run else None
@@ -478,7 +474,6 @@ class Batchify:
                     "carries it, or a plain `with batchify():` block, which covers every thread "
                     "of the process. Further such calls are counted, not reported again."
                 ),
-                self._not_program,
             )
 
     async def __aexit__(
@@ -712,7 +707,6 @@ class Batchify:
                 NotBatchedWarning(
                     f"{why.reason} Sent in real time at full price ({provider.name})."
                 ),
-                self._not_program,
             )
 
     def _pass_through(
@@ -738,7 +732,6 @@ class Batchify:
                     f"calls of this kind in this batchify() block are counted, not reported "
                     f"again; pass strict=True to refuse them instead."
                 ),
-                self._not_program,
                 origin,
             )
 
