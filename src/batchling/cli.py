@@ -529,13 +529,7 @@ def batches_list(cache_dir: Path | None, running: bool, as_json: bool) -> None:
 
 def _host(base_url: str) -> str:
     """The host (and port) of a base URL, without any credentials written into it."""
-    parts = urllib.parse.urlsplit(base_url)
-    host = parts.hostname or ""
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return f"{host}:{port}" if host and port is not None else host
+    return urllib.parse.urlsplit(journal.storable_url(base_url)).netloc
 
 
 def _job_record(submission: journal.Submission) -> dict[str, Any]:

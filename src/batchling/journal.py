@@ -186,9 +186,9 @@ class Journal:
             "WHERE base_url LIKE '%@%' OR base_url LIKE '%?%' OR base_url LIKE '%#%'"
         ).fetchall()
         changed = [
-            (storable_url(url), submission_id)
+            (stored, submission_id)
             for submission_id, url in rows
-            if storable_url(url) != url
+            if (stored := storable_url(url)) != url
         ]
         if changed:
             # Overwritten, not just unlinked: the old text must not linger in free pages.
@@ -228,13 +228,11 @@ class Journal:
         """What the journal knows of these requests, by custom id (unknown ones left out)."""
         found: dict[str, Entry] = {}
         submissions: dict[str, Submission] = {}
-        for start in range(0, len(custom_ids), _CHUNK):
-            chunk = list(custom_ids[start : start + _CHUNK])
+        for chunk, marks in _chunks(custom_ids):
             rows = self._db.execute(
                 f"SELECT r.custom_id, r.outcome, r.status_code, r.body, r.request_id, r.message, "
                 f"{_SUBMISSION_COLUMNS} FROM requests r JOIN submissions s "
-                "ON s.submission_id = r.submission_id "
-                f"WHERE r.custom_id IN ({','.join('?' * len(chunk))})",
+                f"ON s.submission_id = r.submission_id WHERE r.custom_id IN ({marks})",
                 chunk,
             )
             for row in rows:
@@ -501,11 +499,9 @@ def storable_url(url: str) -> str:
 def _known(db: sqlite3.Connection, custom_ids: Sequence[str], submission_id: str) -> set[str]:
     """Which of `custom_ids` the journal held before `submission_id` claimed the new ones."""
     known: set[str] = set()
-    for start in range(0, len(custom_ids), _CHUNK):
-        chunk = list(custom_ids[start : start + _CHUNK])
+    for chunk, marks in _chunks(custom_ids):
         rows = db.execute(
-            "SELECT custom_id FROM requests WHERE submission_id != ? "
-            f"AND custom_id IN ({','.join('?' * len(chunk))})",
+            f"SELECT custom_id FROM requests WHERE submission_id != ? AND custom_id IN ({marks})",
             [submission_id, *chunk],
         )
         known.update(row[0] for row in rows)
@@ -515,13 +511,11 @@ def _known(db: sqlite3.Connection, custom_ids: Sequence[str], submission_id: str
 def _held_elsewhere(db: sqlite3.Connection, custom_ids: Collection[str]) -> set[str]:
     """Which of `custom_ids` a live submission holds and has no result for yet."""
     held: set[str] = set()
-    ids = list(custom_ids)
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
+    for chunk, marks in _chunks(list(custom_ids)):
         rows = db.execute(
             "SELECT r.custom_id FROM requests r JOIN submissions s "
             "ON s.submission_id = r.submission_id WHERE r.outcome IS NULL AND s.state IN (?, ?) "
-            f"AND r.custom_id IN ({','.join('?' * len(chunk))})",
+            f"AND r.custom_id IN ({marks})",
             [str(SubmissionState.SUBMITTING), str(SubmissionState.RUNNING), *chunk],
         )
         held.update(row[0] for row in rows)
@@ -530,6 +524,14 @@ def _held_elsewhere(db: sqlite3.Connection, custom_ids: Collection[str]) -> set[
 
 _CHUNK = 500
 """Custom ids per query: well under SQLite's limit on query parameters."""
+
+
+def _chunks(custom_ids: Sequence[str]) -> Iterator[tuple[list[str], str]]:
+    """`custom_ids` a query's worth at a time, each with its `IN (...)` placeholders."""
+    for start in range(0, len(custom_ids), _CHUNK):
+        chunk = list(custom_ids[start : start + _CHUNK])
+        yield chunk, ",".join("?" * len(chunk))
+
 
 _SUBMISSION_COLUMNS = (
     "s.submission_id, s.provider, s.endpoint, s.model, s.base_url, s.client_key, s.size, "
