@@ -644,7 +644,7 @@ async def _cancel_one(
             f"cannot make a {submission.provider} client from the environment: {exc}"
         ) from None
     try:
-        batch_id = submission.batch_id or await _created_job(provider, client, submission, path)
+        batch_id = submission.batch_id or await _created_job(provider, client, submission)
         if batch_id is None:
             return (
                 f"{key}: {submission.provider} has no job for this submission (it was "
@@ -654,6 +654,14 @@ async def _cancel_one(
         batch = provider.reattach(
             batch_id, submission.info, client=client, template=None, custom_ids=custom_ids
         )
+        if submission.batch_id is None:
+            # Found again: journaled as a re-run journals it, which then follows the job.
+            with _opened(path) as opened:
+                opened.mark_submitted(
+                    submission.submission_id,
+                    batch_id,
+                    {**submission.info, **provider.describe(batch)},
+                )
         await provider.cancel(batch)
     except click.ClickException:
         raise
@@ -675,12 +683,12 @@ async def _cancel_one(
 
 
 async def _created_job(
-    provider: Provider, client: Any, submission: journal.Submission, path: Path
+    provider: Provider, client: Any, submission: journal.Submission
 ) -> str | None:
-    """The job a submission interrupted before its id was recorded created, looked up at the
-    provider as a re-run does; its id is journaled (a re-run then follows it)."""
+    """The id of the job a submission interrupted before its id was recorded created, looked
+    up at the provider as a re-run does."""
     try:
-        batch_id = await provider.find_submission(
+        return await provider.find_submission(
             submission.submission_id,
             client=client,
             template=None,
@@ -692,15 +700,6 @@ async def _created_job(
             f"could not look up the job of submission {submission.submission_id} at "
             f"{submission.provider}: {type(exc).__name__}: {exc}"
         ) from None
-    if batch_id is not None:
-        found = provider.reattach(
-            batch_id, submission.info, client=client, template=None, custom_ids=[]
-        )
-        with _opened(path) as opened:
-            opened.mark_submitted(
-                submission.submission_id, batch_id, {**submission.info, **provider.describe(found)}
-            )
-    return batch_id
 
 
 async def _close(client: Any) -> None:
