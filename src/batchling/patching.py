@@ -70,17 +70,25 @@ _async_blocks: list[UnroutedObserver] = []
 """Active `async with batchify()` blocks of the process, innermost last."""
 
 
+def _push(stack: list[Any], item: Any) -> None:
+    with _process_lock:
+        stack.append(item)
+
+
+def _drop(stack: list[Any], item: Any) -> None:
+    with _process_lock:
+        if item in stack:
+            stack.remove(item)
+
+
 def watch_unrouted(block: UnroutedObserver) -> None:
     """Tell `block` of calls made outside any block's context while it is active."""
-    with _process_lock:
-        _async_blocks.append(block)
+    _push(_async_blocks, block)
 
 
 def unwatch_unrouted(block: UnroutedObserver) -> None:
     """Undo the matching `watch_unrouted`."""
-    with _process_lock:
-        if block in _async_blocks:
-            _async_blocks.remove(block)
+    _drop(_async_blocks, block)
 
 
 def current_router() -> CallRouter | None:
@@ -103,15 +111,12 @@ def deactivate(token: contextvars.Token[CallRouter | None]) -> None:
 
 def activate_for_process(router: CallRouter) -> None:
     """Make `router` receive calls from every thread that has no router of its own."""
-    with _process_lock:
-        _process_routers.append(router)
+    _push(_process_routers, router)
 
 
 def deactivate_for_process(router: CallRouter) -> None:
     """Undo the matching `activate_for_process`."""
-    with _process_lock:
-        if router in _process_routers:
-            _process_routers.remove(router)
+    _drop(_process_routers, router)
 
 
 @contextlib.contextmanager
