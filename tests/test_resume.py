@@ -298,26 +298,28 @@ async def test_batch_create_400_raises_bad_request_in_callers(
 
 async def test_deadline_sends_unfinished_requests_in_real_time_and_cancels_the_job() -> None:
     with FakeProviderServer(batch_delay_seconds=60) as slow:
-        async with (
-            openai.AsyncOpenAI(base_url=slow.openai_base_url, api_key="k") as slow_client,
-            fast_batchify(deadline=0.5) as ctx,
-        ):
-            with pytest.warns(batchling.NotBatchedWarning, match="deadline"):
-                replies = await asyncio.gather(*(ask(slow_client, f"d{i}") for i in range(3)))
-        assert [r.choices[0].message.content for r in replies] == [f"echo: d{i}" for i in range(3)]
-        assert ctx.report.passed_through == {"deadline": 3}
+
+        async def run() -> batchling.RunReport:
+            """Three calls in a block whose deadline passes: each is answered in real time."""
+            async with (
+                openai.AsyncOpenAI(base_url=slow.openai_base_url, api_key="k") as slow_client,
+                fast_batchify(deadline=0.5) as ctx,
+            ):
+                with pytest.warns(batchling.NotBatchedWarning, match="deadline"):
+                    replies = await asyncio.gather(*(ask(slow_client, f"d{i}") for i in range(3)))
+            assert [r.choices[0].message.content for r in replies] == [
+                f"echo: d{i}" for i in range(3)
+            ]
+            return ctx.report
+
+        report = await run()
+        assert report.passed_through == {"deadline": 3}
         assert slow.stats.realtime_calls == 3
         assert slow.batches[0].status in ("cancelling", "cancelled")
-        assert ctx.report.cancelled_batch_ids == [slow.batches[0].id]
+        assert report.cancelled_batch_ids == [slow.batches[0].id]
         # A re-run does not fail on the job the deadline cancelled: it asks again.
-        async with (
-            openai.AsyncOpenAI(base_url=slow.openai_base_url, api_key="k") as slow_client,
-            fast_batchify(deadline=0.5) as again,
-        ):
-            with pytest.warns(batchling.NotBatchedWarning, match="deadline"):
-                replies = await asyncio.gather(*(ask(slow_client, f"d{i}") for i in range(3)))
-        assert [r.choices[0].message.content for r in replies] == [f"echo: d{i}" for i in range(3)]
-        assert again.report.resumed_batch_ids == [slow.batches[0].id]
+        again = await run()
+        assert again.resumed_batch_ids == [slow.batches[0].id]
 
 
 async def test_error_in_block_leaves_running_jobs_journaled_for_a_rerun(
