@@ -720,6 +720,7 @@ def test_a_journal_written_before_keeps_no_credentials_once_opened(cache_dir: Pa
                 "batch_1", None, "{}", time.time(), time.time(),
             ),
         )  # fmt: skip
+        db.execute("PRAGMA user_version = 0")
     store = journal.Journal(cache_dir / journal.FILE_NAME)
     (kept,) = store.submissions()
     store.close()
@@ -728,9 +729,51 @@ def test_a_journal_written_before_keeps_no_credentials_once_opened(cache_dir: Pa
     assert not any(b"secret" in path.read_bytes() for path in files)
 
 
-def test_journal_answers_many_requests_at_once_beyond_one_query(cache_dir: Path) -> None:
+def test_a_journal_written_before_keeps_its_results_once_opened(cache_dir: Path) -> None:
     store = journal.Journal(cache_dir / journal.FILE_NAME)
-    ids = [f"{index:040x}_0" for index in range(1_234)]
+    store.close()
+    now = time.time()
+    with sqlite3.connect(cache_dir / journal.FILE_NAME) as db:  # as an older batchling wrote
+        db.execute(
+            "INSERT INTO submissions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                "s", "openai", "/v1/chat/completions", "m", "http://h", "k", 2, "ended",
+                "batch_1", "completed", "{}", now, now,
+            ),
+        )  # fmt: skip
+        db.executemany(
+            "INSERT INTO requests VALUES (?,?,?,?,?,?,?,?,?)",
+            [
+                ("a_0", "s", 0, "succeeded", 200, '{"n":NaN,"x":"déjà"}'.encode(), "r1", None, now),
+                ("b_0", "s", 1, "errored", 400, b'{"error":{"code":"bad"}}', None, "bad", now),
+            ],
+        )  # fmt: skip
+        db.execute("PRAGMA user_version = 0")
+    store = journal.Journal(cache_dir / journal.FILE_NAME)
+    found = store.lookup_many(["a_0", "b_0"])
+    assert store.stats()["results"] == 2
+    store.close()
+    first, second = found["a_0"].result, found["b_0"].result
+    assert first is not None
+    assert second is not None
+    assert first.body["x"] == "déjà"
+    assert first.body["n"] != first.body["n"]
+    assert (first.outcome, first.status_code, first.request_id) == ("succeeded", 200, "r1")
+    assert (second.outcome, second.status_code, second.message) == ("errored", 400, "bad")
+    assert second.body == {"error": {"code": "bad"}}
+    with sqlite3.connect(cache_dir / journal.FILE_NAME) as db:
+        assert db.execute("SELECT COUNT(*) FROM requests WHERE body IS NOT NULL").fetchone() == (0,)
+        assert db.execute("PRAGMA user_version").fetchone() == (journal.SCHEMA_VERSION,)
+
+
+@pytest.mark.parametrize("reads_json", [True, False], ids=["sqlite-json", "row-by-row"])
+def test_journal_answers_many_requests_at_once_beyond_one_query(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch, reads_json: bool
+) -> None:
+    # Where SQLite has no JSON functions, results are stored row by row: the same answers.
+    monkeypatch.setattr(journal, "sqlite_reads_json", lambda db: reads_json)
+    store = journal.Journal(cache_dir / journal.FILE_NAME)
+    ids = [f"{index:040x}_0" for index in range(6_234)]  # more than one statement's worth
     store.begin_submission(
         journal.Submission(
             "s", "openai", "/v1/chat/completions", "m", "http://h", "k", len(ids),
@@ -738,26 +781,99 @@ def test_journal_answers_many_requests_at_once_beyond_one_query(cache_dir: Path)
         ),
         ids,
     )  # fmt: skip
-    body = {"n": 10**30, "score": float("nan"), "text": "déjà vu"}
-    store.store_results(
+    body = {"n": 10**30, "text": "déjà vu \ud800", "none": None, "f": 1.5e-300}
+    odd = {"score": float("nan"), "top": float("-inf")}  # what SQLite's JSON cannot read
+    wait = store.begin_storing_results(
         "s",
         [
-            batchling.provider.LineResult(i, batchling.provider.Outcome.SUCCEEDED, 200, body)
-            for i in ids
+            batchling.provider.LineResult(
+                i, batchling.provider.Outcome.SUCCEEDED, 200, {**body, **odd} if n % 7 else body
+            )
+            for n, i in enumerate(ids)
         ],
+        "completed",
     )
+    wait()
     found = store.lookup_many([*ids, "unknown_0"])
     assert sorted(found) == ids
-    stored = found[ids[-1]].result
-    assert stored is not None
-    assert stored.body["n"] == 10**30
-    assert stored.body["text"] == "déjà vu"
-    assert stored.body["score"] != stored.body["score"]  # NaN survives the round trip
+    assert found[ids[0]].submission.state is journal.SubmissionState.ENDED
+    assert store.stats()["results"] == len(ids)
+    plain, with_odd = found[ids[0]].result, found[ids[-1]].result
+    assert plain is not None
+    assert with_odd is not None
+    assert plain.body == body
+    assert with_odd.body["n"] == 10**30
+    assert with_odd.body["text"] == "déjà vu \ud800"
+    assert with_odd.body["score"] != with_odd.body["score"]  # NaN survives the round trip
+    assert with_odd.body["top"] == float("-inf")
     single = store.lookup(ids[0])
     assert single is not None
     assert single.submission == found[ids[0]].submission
-    assert single.result is not None
-    assert single.result.body["n"] == 10**30
+    assert single.result == plain
+    store.close()
+
+
+def test_a_stray_line_of_one_job_never_takes_another_jobs_result(cache_dir: Path) -> None:
+    store = journal.Journal(cache_dir / journal.FILE_NAME)
+    for submission_id, custom_id in (("a", "x_0"), ("b", "y_0")):
+        store.begin_submission(
+            journal.Submission(
+                submission_id, "openai", "/v1/chat/completions", "m", "http://h", "k", 1,
+                journal.SubmissionState.SUBMITTING, None, None, {}, time.time(), time.time(),
+            ),
+            [custom_id],
+        )  # fmt: skip
+    succeeded = batchling.provider.Outcome.SUCCEEDED
+    store.store_results("a", [batchling.provider.LineResult("x_0", succeeded, 200, {"a": 1})])
+    # Job b's output names x_0 too (a provider's mistake): a's result stays.
+    store.store_results(
+        "b",
+        [
+            batchling.provider.LineResult("y_0", succeeded, 200, {"b": 1}),
+            batchling.provider.LineResult("x_0", succeeded, 200, {"b": 2}),
+        ],
+        ended="completed",
+    )
+    found = store.lookup_many(["x_0", "y_0"])
+    store.close()
+    assert [found[key].result.body for key in ("x_0", "y_0")] == [{"a": 1}, {"b": 1}]  # type: ignore[union-attr]
+
+
+async def test_results_are_journaled_before_any_caller_gets_one(
+    fake_server: FakeProviderServer, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The journal stores a job's results in a thread while they are routed; a slow store
+    # (here: each document takes a while to build) is still done before a caller resumes.
+    documents = journal._results_document
+
+    def slow_document(results: Any) -> bytes:
+        time.sleep(0.3)
+        return documents(results)
+
+    monkeypatch.setattr(journal, "_results_document", slow_document)
+
+    async def ask_and_count(client: openai.AsyncOpenAI, text: str) -> int:
+        await ask(client, text)
+        with sqlite3.connect(cache_dir / journal.FILE_NAME) as db:
+            return int(db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+
+    async with (
+        openai.AsyncOpenAI(base_url=fake_server.openai_base_url, api_key="k") as client,
+        fast_batchify(),
+    ):
+        counts = await asyncio.gather(*(ask_and_count(client, f"k{i}") for i in range(3)))
+    assert counts == [3, 3, 3]
+
+
+def test_a_failed_store_of_results_is_raised_by_its_wait(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = journal.Journal(cache_dir / journal.FILE_NAME)
+    monkeypatch.setattr(journal, "_results_document", _broken)
+    result = batchling.provider.LineResult("x_0", batchling.provider.Outcome.SUCCEEDED, 200, {})
+    wait = store.begin_storing_results("s", [result], "completed")
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        wait()
     store.close()
 
 
@@ -784,7 +900,7 @@ async def test_a_journal_that_cannot_be_used_before_submitting_fails_callers_and
     assert fake_server.stats.realtime_calls == 0
 
 
-@pytest.mark.parametrize("method", ["mark_submitted", "mark_status", "store_results"])
+@pytest.mark.parametrize("method", ["mark_submitted", "mark_status", "_store"])
 async def test_a_journal_write_failing_after_submission_still_answers_every_caller(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, method: str
 ) -> None:

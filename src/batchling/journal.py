@@ -17,7 +17,6 @@ import dataclasses
 import enum
 import functools
 import json
-import operator
 import os
 import sqlite3
 import threading
@@ -75,7 +74,18 @@ CREATE TABLE IF NOT EXISTS requests (
 );
 CREATE INDEX IF NOT EXISTS requests_by_submission ON requests (submission_id, position);
 CREATE INDEX IF NOT EXISTS submissions_by_batch ON submissions (batch_id);
+CREATE TABLE IF NOT EXISTS results (
+    custom_id     TEXT PRIMARY KEY,
+    submission_id TEXT NOT NULL,
+    line          TEXT NOT NULL
+);
 """
+# A result is one row of `results`: its line is the JSON array [outcome, status code, body,
+# request id, message]. The result columns of `requests` are what journals written before
+# `SCHEMA_VERSION` 1 used; opening such a journal moves them to `results`.
+
+SCHEMA_VERSION = 1
+"""`PRAGMA user_version` of a journal in the current layout (0: written before it was kept)."""
 
 
 class SubmissionState(enum.StrEnum):
@@ -176,31 +186,28 @@ class Journal:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+        self._reads_json = sqlite_reads_json(self._db)
+        self._upgrade()
         self.expire()
-        self._forget_url_credentials()
 
-    def _forget_url_credentials(self) -> None:
-        """Rewrite base URLs that journals written before `storable_url` kept whole."""
-        rows = self._db.execute(
-            "SELECT submission_id, base_url FROM submissions "
-            "WHERE base_url LIKE '%@%' OR base_url LIKE '%?%' OR base_url LIKE '%#%'"
-        ).fetchall()
-        changed = [
-            (stored, submission_id)
-            for submission_id, url in rows
-            if (stored := storable_url(url)) != url
-        ]
-        if changed:
-            # Overwritten, not just unlinked: the old text must not linger in free pages.
-            self._db.execute("PRAGMA secure_delete=ON")
-            try:
-                with self._transaction() as db:
-                    db.executemany(
-                        "UPDATE submissions SET base_url = ? WHERE submission_id = ?", changed
-                    )
+    def _upgrade(self) -> None:
+        """Bring a journal written by an earlier batchling to the current layout, once."""
+        if self._db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            return
+        # Overwritten, not just unlinked: credentials in old base URLs must not linger in free
+        # pages (nor, below, in the write-ahead log).
+        self._db.execute("PRAGMA secure_delete=ON")
+        try:
+            with self._transaction() as db:
+                if db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+                    return  # another process upgraded it meanwhile
+                _move_results_out_of_requests(db)
+                scrubbed = _forget_url_credentials(db)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if scrubbed:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            finally:
-                self._db.execute("PRAGMA secure_delete=OFF")
+        finally:
+            self._db.execute("PRAGMA secure_delete=OFF")
 
     @_locked
     def close(self) -> None:
@@ -230,23 +237,25 @@ class Journal:
         submissions: dict[str, Submission] = {}
         for chunk, marks in _chunks(custom_ids):
             rows = self._db.execute(
-                f"SELECT r.custom_id, r.outcome, r.status_code, r.body, r.request_id, r.message, "
-                f"{_SUBMISSION_COLUMNS} FROM requests r JOIN submissions s "
-                f"ON s.submission_id = r.submission_id WHERE r.custom_id IN ({marks})",
+                f"SELECT r.custom_id, x.line, {_SUBMISSION_COLUMNS} FROM requests r "
+                "JOIN submissions s ON s.submission_id = r.submission_id "
+                "LEFT JOIN results x ON x.custom_id = r.custom_id "
+                f"AND x.submission_id = r.submission_id WHERE r.custom_id IN ({marks})",
                 chunk,
             )
             for row in rows:
-                custom, outcome, status_code, body, request_id, message = row[:6]
-                submission = submissions.get(row[6])
+                custom, line = row[:2]
+                submission = submissions.get(row[2])
                 if submission is None:
-                    submission = submissions[row[6]] = _submission(row[6:])
+                    submission = submissions[row[2]] = _submission(row[2:])
                 result = None
-                if outcome is not None:
+                if line is not None:
+                    outcome, status_code, body, request_id, message = json_codec.loads(line)
                     result = LineResult(
                         custom_id=custom,
                         outcome=Outcome(outcome),
                         status_code=status_code,
-                        body=json_codec.loads(body) if body is not None else None,
+                        body=body,
                         request_id=request_id,
                         message=message,
                     )
@@ -288,9 +297,11 @@ class Journal:
     def stats(self) -> dict[str, int]:
         """Counts for `batchling cache info`."""
         submissions = self._db.execute("SELECT COUNT(*) FROM submissions").fetchone()[0]
-        requests, results = self._db.execute(
-            "SELECT COUNT(*), COUNT(outcome) FROM requests"
-        ).fetchone()
+        requests = self._db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
+        results = self._db.execute(
+            "SELECT COUNT(*) FROM results x JOIN requests r "
+            "ON r.custom_id = x.custom_id AND r.submission_id = x.submission_id"
+        ).fetchone()[0]
         running = self._db.execute(
             "SELECT COUNT(*) FROM submissions WHERE state IN (?, ?)",
             (SubmissionState.SUBMITTING, SubmissionState.RUNNING),
@@ -339,15 +350,18 @@ class Journal:
                 known = _known(db, custom_ids, submission.submission_id)
                 held = _held_elsewhere(db, known)
                 size -= len(held)
+                taken = [
+                    (submission.submission_id, position, now, custom_id)
+                    for position, custom_id in enumerate(custom_ids)
+                    if custom_id in known and custom_id not in held
+                ]
                 db.executemany(
-                    "UPDATE requests SET submission_id = ?, position = ?, outcome = NULL, "
-                    "status_code = NULL, body = NULL, request_id = NULL, message = NULL, "
-                    "created_at = ? WHERE custom_id = ?",
-                    [
-                        (submission.submission_id, position, now, custom_id)
-                        for position, custom_id in enumerate(custom_ids)
-                        if custom_id in known and custom_id not in held
-                    ],
+                    "UPDATE requests SET submission_id = ?, position = ?, created_at = ? "
+                    "WHERE custom_id = ?",
+                    taken,
+                )
+                db.executemany(
+                    "DELETE FROM results WHERE custom_id = ?", [row[3:] for row in taken]
                 )
             if not size:
                 return held
@@ -401,24 +415,47 @@ class Journal:
                 (provider_status, time.time(), submission_id),
             )
 
+    def store_results(
+        self, submission_id: str, results: Iterable[LineResult], *, ended: str | None = None
+    ) -> None:
+        """Keep downloaded results, so a re-run gets them without the network; with `ended`
+        (the provider's status word), record in the same transaction that the job ended.
+
+        SQLite does the work: each few thousand results are one JSON document that one
+        statement reads, with Python's GIL released (see `begin_storing_results`)."""
+        self._store(submission_id, list(results), ended)
+
+    def begin_storing_results(
+        self, submission_id: str, results: Iterable[LineResult], ended: str
+    ) -> Callable[[], None]:
+        """Start `store_results(submission_id, results, ended=ended)` in a thread of its own,
+        and return the wait for it, which raises what the store raised.
+
+        The caller does its own work meanwhile (routing the results: building each caller's
+        answer) and waits before anyone sees a result. Where this SQLite cannot read JSON, the
+        store goes row by row, holding the GIL for each row: in a thread it would wait on the
+        caller's work for every one, so the wait does the store instead."""
+        store = functools.partial(self._store, submission_id, list(results), ended)
+        if not self._reads_json:
+            return store
+        return _Background(store).wait
+
     @_locked
-    def store_results(self, submission_id: str, results: Iterable[LineResult]) -> None:
-        """Keep downloaded results, so a re-run gets them without the network."""
-        rows = [
-            (
-                str(result.outcome), result.status_code,
-                json_codec.dumps(result.body) if result.body is not None else None,
-                result.request_id, result.message, result.custom_id, submission_id,
-            )
-            for result in results
-        ]  # fmt: skip
-        rows.sort(key=_by_custom_id)  # in key order, as SQLite's index holds them
+    def _store(self, submission_id: str, pending: list[LineResult], ended: str | None) -> None:
         with self._transaction() as db:
-            db.executemany(
-                "UPDATE requests SET outcome = ?, status_code = ?, body = ?, request_id = ?, "
-                "message = ? WHERE custom_id = ? AND submission_id = ?",
-                rows,
-            )
+            while pending:
+                chunk = pending[-_STORE_CHUNK:]
+                del pending[-_STORE_CHUNK:]  # each chunk let go of once stored
+                if self._reads_json:
+                    db.execute(_STORE_DOCUMENT, (submission_id, _results_document(chunk)))
+                else:
+                    db.executemany(_STORE_ONE, [_result_row(submission_id, r) for r in chunk])
+            if ended is not None:
+                db.execute(
+                    "UPDATE submissions SET state = ?, provider_status = ?, updated_at = ? "
+                    "WHERE submission_id = ?",
+                    (str(SubmissionState.ENDED), ended, time.time(), submission_id),
+                )
 
     def mark_ended(self, submission_id: str, provider_status: str) -> None:
         """Record that a job ended and its results are stored."""
@@ -433,7 +470,7 @@ class Journal:
                 (str(SubmissionState.ABANDONED), time.time(), submission_id),
             )
             db.execute(
-                "DELETE FROM requests WHERE submission_id = ? AND outcome IS NULL",
+                "DELETE FROM requests WHERE submission_id = ? AND " + _no_result("requests"),
                 (submission_id,),
             )
 
@@ -442,7 +479,7 @@ class Journal:
         """Forget requests without a result (e.g. to resubmit them in a new job)."""
         with self._transaction() as db:
             db.executemany(
-                "DELETE FROM requests WHERE custom_id = ? AND outcome IS NULL",
+                "DELETE FROM requests WHERE custom_id = ? AND " + _no_result("requests"),
                 [(custom_id,) for custom_id in custom_ids],
             )
 
@@ -460,7 +497,11 @@ class Journal:
         """Drop entries older than the providers keep their files."""
         cutoff = time.time() - max_age_seconds
         with self._transaction() as db:
-            db.execute("DELETE FROM requests WHERE created_at < ?", (cutoff,))
+            if db.execute("DELETE FROM requests WHERE created_at < ?", (cutoff,)).rowcount:
+                db.execute(
+                    "DELETE FROM results WHERE NOT EXISTS (SELECT 1 FROM requests r WHERE "
+                    "r.custom_id = results.custom_id AND r.submission_id = results.submission_id)"
+                )
             db.execute(
                 "DELETE FROM submissions WHERE created_at < ? AND submission_id NOT IN "
                 "(SELECT DISTINCT submission_id FROM requests)",
@@ -471,11 +512,85 @@ class Journal:
     def clear(self) -> None:
         """Forget everything."""
         with self._transaction() as db:
+            db.execute("DELETE FROM results")
             db.execute("DELETE FROM requests")
             db.execute("DELETE FROM submissions")
 
 
-_by_custom_id = operator.itemgetter(5)
+def _no_result(requests: str) -> str:
+    """SQL: the journal holds no result for the row of `requests` (the table or its alias)."""
+    return (
+        f"NOT EXISTS (SELECT 1 FROM results x WHERE x.custom_id = {requests}.custom_id "
+        f"AND x.submission_id = {requests}.submission_id)"
+    )
+
+
+_STORE_CHUNK = 5_000
+"""Results per statement of `store_results` (each chunk's document is a few megabytes)."""
+
+_KEEP_RESULT = """
+ON CONFLICT (custom_id) DO UPDATE SET submission_id = excluded.submission_id, line = excluded.line
+WHERE results.submission_id = excluded.submission_id OR NOT EXISTS (
+    SELECT 1 FROM requests r
+    WHERE r.custom_id = results.custom_id AND r.submission_id = results.submission_id
+)
+"""
+"""A stored result is replaced only by its own submission's, or if no request holds it (a
+result another submission holds stays: a job's stray lines never take it)."""
+
+_STORE_DOCUMENT = f"""
+INSERT INTO results (custom_id, submission_id, line)
+SELECT j.key, ?1, CASE j.type WHEN 'text' THEN j.atom ELSE j.value END
+FROM json_each(CAST(?2 AS TEXT)) AS j WHERE true ORDER BY j.key
+{_KEEP_RESULT}"""
+"""Store a `_results_document`'s lines, in key order (the order of the table's index)."""
+
+_STORE_ONE = f"""
+INSERT INTO results (custom_id, submission_id, line) SELECT ?2, ?1, ?3 WHERE true
+{_KEEP_RESULT}"""
+
+
+def _line(result: LineResult) -> list[Any]:
+    return [str(result.outcome), result.status_code, result.body, result.request_id, result.message]
+
+
+def _results_document(results: Sequence[LineResult]) -> bytes:
+    """One JSON object of `results`' lines by custom id, for `_STORE_DOCUMENT`."""
+    document = json_codec.dumps({result.custom_id: _line(result) for result in results})
+    if b"NaN" in document or b"Infinity" in document:
+        # SQLite's JSON reader refuses NaN and Infinity (or, since 3.42, reads them as null and
+        # 9e999): each line is then a JSON string of its own text, stored as is.
+        document = json_codec.dumps(
+            {result.custom_id: json_codec.dumps(_line(result)).decode() for result in results}
+        )
+    return document
+
+
+def _result_row(submission_id: str, result: LineResult) -> tuple[str, str, str]:
+    return submission_id, result.custom_id, json_codec.dumps(_line(result)).decode()
+
+
+class _Background:
+    """One piece of work in a thread of its own, and the wait for it."""
+
+    def __init__(self, work: Callable[[], None]) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(work,), name="batchling-journal-store"
+        )
+        self._thread.start()
+
+    def _run(self, work: Callable[[], None]) -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed to the waiter
+            self._error = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
 
 
 def storable_url(url: str) -> str:
@@ -496,6 +611,59 @@ def storable_url(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+def sqlite_reads_json(db: sqlite3.Connection) -> bool:
+    """Whether this SQLite has its JSON functions (built in since 3.38, and in most builds
+    before): results are then stored without holding Python's GIL (see `store_results`)."""
+    try:
+        db.execute("SELECT count(*) FROM json_each('[]')").fetchone()
+    except sqlite3.OperationalError:
+        return False
+    return True
+
+
+def _move_results_out_of_requests(db: sqlite3.Connection) -> None:
+    """Journals written before `SCHEMA_VERSION` 1 kept results in the rows of `requests`."""
+    rows = db.execute(
+        "SELECT custom_id, submission_id, outcome, status_code, body, request_id, message "
+        "FROM requests WHERE outcome IS NOT NULL"
+    ).fetchall()
+    if not rows:
+        return
+    db.executemany(
+        "INSERT OR REPLACE INTO results (custom_id, submission_id, line) VALUES (?, ?, ?)",
+        [
+            (
+                custom_id, submission_id,
+                json_codec.dumps([
+                    outcome, status_code, json_codec.loads(body) if body is not None else None,
+                    request_id, message,
+                ]).decode(),
+            )
+            for custom_id, submission_id, outcome, status_code, body, request_id, message in rows
+        ],
+    )  # fmt: skip
+    db.execute(
+        "UPDATE requests SET outcome = NULL, status_code = NULL, body = NULL, "
+        "request_id = NULL, message = NULL WHERE outcome IS NOT NULL"
+    )
+
+
+def _forget_url_credentials(db: sqlite3.Connection) -> bool:
+    """Rewrite base URLs that journals written before `storable_url` kept whole; whether any
+    was."""
+    rows = db.execute(
+        "SELECT submission_id, base_url FROM submissions "
+        "WHERE base_url LIKE '%@%' OR base_url LIKE '%?%' OR base_url LIKE '%#%'"
+    ).fetchall()
+    changed = [
+        (stored, submission_id)
+        for submission_id, url in rows
+        if (stored := storable_url(url)) != url
+    ]
+    db.executemany("UPDATE submissions SET base_url = ? WHERE submission_id = ?", changed)
+    return bool(changed)
+
+
 def _known(db: sqlite3.Connection, custom_ids: Sequence[str], submission_id: str) -> set[str]:
     """Which of `custom_ids` the journal held before `submission_id` claimed the new ones."""
     known: set[str] = set()
@@ -514,8 +682,8 @@ def _held_elsewhere(db: sqlite3.Connection, custom_ids: Collection[str]) -> set[
     for chunk, marks in _chunks(list(custom_ids)):
         rows = db.execute(
             "SELECT r.custom_id FROM requests r JOIN submissions s "
-            "ON s.submission_id = r.submission_id WHERE r.outcome IS NULL AND s.state IN (?, ?) "
-            f"AND r.custom_id IN ({marks})",
+            "ON s.submission_id = r.submission_id WHERE s.state IN (?, ?) "
+            f"AND r.custom_id IN ({marks}) AND {_no_result('r')}",
             [str(SubmissionState.SUBMITTING), str(SubmissionState.RUNNING), *chunk],
         )
         held.update(row[0] for row in rows)

@@ -858,42 +858,46 @@ class Scheduler:
             self._report.failed += _fail_all(entries, exc)
             return
         self._running.pop(batch.batch_id, None)
-        if (journal := self._journal) is not None:
-
-            def keep_results() -> None:
-                # Kept before anyone sees them: a crash from here on costs nothing on re-run.
-                journal.store_results(submission_id, results)
-                journal.mark_ended(submission_id, status.provider_status)
-
-            self._record(f"the results of batch {batch.batch_id}", keep_results)
-        if attachment is not None:
-            attachment.closed = True
-        self._events.batch_finished(batch, status)
-        respond_now = provider.response_now if isinstance(provider, RespondsAtOnce) else None
-        unfinished: list[_Entry] = []
-        # batchling cancelled this job as an earlier run ended (`cancel_on_exit`): what it left
-        # unanswered never ran, and this run wants it, so it is sent again.
-        resend_cancelled = (
-            status.state is BatchState.CANCELLED
-            and attachment is not None
-            and bool(attachment.submission.info.get(CANCEL_REQUESTED_KEY))
-            and not self._deadline_passed
+        # Kept before anyone sees them: a crash from here on costs nothing on re-run. The journal
+        # stores them in a thread of its own while the pass below builds the answers, and is
+        # waited for before the loop (and so any caller) runs again.
+        storing = (
+            journal.begin_storing_results(submission_id, results, status.provider_status)
+            if (journal := self._journal) is not None
+            else None
         )
-        # Answers are built here, a job's worth in one pass: see `batchling.collector`. Lines
-        # are taken off the list as they are routed, so each body is freed once answered.
-        results.reverse()
-        with collector.paused():
-            while results:
-                result = results.pop()
-                entry = entries.pop(result.custom_id, None)
-                if entry is None or entry.future.done():
-                    continue
-                if (result.outcome is Outcome.EXPIRED and self._may_resubmit(entry)) or (
-                    result.outcome is Outcome.CANCELLED and resend_cancelled
-                ):
-                    unfinished.append(entry)
-                else:
-                    _resolve(entry, provider, batch, result, self._report, respond_now)
+        try:
+            if attachment is not None:
+                attachment.closed = True
+            self._events.batch_finished(batch, status)
+            respond_now = provider.response_now if isinstance(provider, RespondsAtOnce) else None
+            unfinished: list[_Entry] = []
+            # batchling cancelled this job as an earlier run ended (`cancel_on_exit`): what it left
+            # unanswered never ran, and this run wants it, so it is sent again.
+            resend_cancelled = (
+                status.state is BatchState.CANCELLED
+                and attachment is not None
+                and bool(attachment.submission.info.get(CANCEL_REQUESTED_KEY))
+                and not self._deadline_passed
+            )
+            # Answers are built here, a job's worth in one pass: see `batchling.collector`. Lines
+            # are taken off the list as they are routed, so each body is freed once answered.
+            results.reverse()
+            with collector.paused():
+                while results:
+                    result = results.pop()
+                    entry = entries.pop(result.custom_id, None)
+                    if entry is None or entry.future.done():
+                        continue
+                    if (result.outcome is Outcome.EXPIRED and self._may_resubmit(entry)) or (
+                        result.outcome is Outcome.CANCELLED and resend_cancelled
+                    ):
+                        unfinished.append(entry)
+                    else:
+                        _resolve(entry, provider, batch, result, self._report, respond_now)
+        finally:
+            if storing is not None:
+                self._record(f"the results of batch {batch.batch_id}", storing)
         if status.state is BatchState.EXPIRED or resend_cancelled:
             # Lines the job returned nothing for are sent again too (and so are no longer this
             # job's to fail).
