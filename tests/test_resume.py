@@ -659,9 +659,11 @@ def test_two_processes_running_the_same_program_pay_once() -> None:
         assert server.stats.batches_created == 1
 
 
+@pytest.mark.parametrize("reads_json", [True, False], ids=["sqlite-json", "row-by-row"])
 def test_journal_claim_is_refused_for_requests_another_live_submission_holds(
-    cache_dir: Path,
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch, reads_json: bool
 ) -> None:
+    monkeypatch.setattr(journal, "sqlite_reads_json", lambda db: reads_json)
     store = journal.Journal(cache_dir / journal.FILE_NAME)
 
     def submission(submission_id: str) -> journal.Submission:
