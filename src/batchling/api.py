@@ -634,7 +634,9 @@ class Batchify:
             state.outstanding += 1
             state.idle.clear()
             try:
-                request = await provider.to_request(target, instance, args, kwargs)
+                request = await state.scheduler.take_in(
+                    provider.to_request(target, instance, args, kwargs)
+                )
                 if not isinstance(request, BatchRequest) or self.plan is not None:
                     outcome = await self._not_batched(state, provider, request, origin)
                 else:

@@ -22,7 +22,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from batchling import backoff, collector
 from batchling.dryrun import JournalState, estimate_job_input_tokens
@@ -141,6 +141,12 @@ class _DeadlinePassedError(Exception):
     """Internal: the deadline passed while a job was still running."""
 
 
+_T = TypeVar("_T")
+
+INTAKE_PER_TURN = 100
+"""Calls taken in per event loop turn while more are waiting (see `Scheduler.intake`)."""
+
+
 class Scheduler:
     """Owns the queues and batch-job tasks of one `batchify()` block."""
 
@@ -170,6 +176,13 @@ class Scheduler:
         self._occurrences: collections.Counter[str] = collections.Counter()
         self._unchecked: list[tuple[Provider, _Entry]] = []
         """Requests that arrived in this loop turn, waiting for one journal lookup."""
+        self._taken_in = 0
+        """Calls let in since the last `_next_intake_turn` (see `intake`)."""
+        self._waiting_intake: collections.deque[asyncio.Future[None]] = collections.deque()
+        """Calls waiting for their turn to be taken in, oldest first."""
+        self._intake_turn_scheduled = False
+        self._reading = 0
+        """Calls taken in whose reading has not ended."""
         self._closing = False
         self._deadline_passed = False
         self._deadline_timer: asyncio.TimerHandle | None = None
@@ -182,7 +195,50 @@ class Scheduler:
         collection, in whatever thread runs it: each container is copied in one step)."""
         queued = sum(len(queue.entries) for queue in list(self._queues.values()))
         following = sum(len(callers) for callers in list(self._job_callers.values()))
-        return len(self._unchecked) + queued + following
+        return len(self._waiting_intake) + len(self._unchecked) + queued + following
+
+    # -- intake ----------------------------------------------------------------------------
+
+    async def take_in(self, reading: Coroutine[Any, Any, _T]) -> _T:
+        """Await `reading` (a call being turned into a request, `Provider.to_request`) in the
+        call's turn.
+
+        A `gather` of many calls starts them all in one loop turn. Read all at once, the first
+        job could only be submitted once the last call was read; read `INTAKE_PER_TURN` a turn,
+        a full job is submitted (and the provider works on it) while the calls after it are
+        still read. Calls are read in the order they came.
+        """
+        if not self._intake_turn_scheduled:
+            self._intake_turn_scheduled = True
+            self._loop.call_soon(self._next_intake_turn)
+        if self._waiting_intake or self._taken_in >= INTAKE_PER_TURN:
+            turn = self._loop.create_future()
+            self._waiting_intake.append(turn)
+            try:
+                await turn
+            except BaseException:
+                reading.close()  # never started
+                raise
+        else:
+            self._taken_in += 1
+        self._reading += 1
+        try:
+            return await reading
+        finally:
+            self._reading -= 1
+
+    def _next_intake_turn(self) -> None:
+        self._intake_turn_scheduled = False
+        self._taken_in = 0
+        waiting = self._waiting_intake
+        while waiting and self._taken_in < INTAKE_PER_TURN:
+            turn = waiting.popleft()
+            if not turn.done():  # its caller was cancelled meanwhile
+                turn.set_result(None)
+                self._taken_in += 1
+        if waiting:
+            self._intake_turn_scheduled = True
+            self._loop.call_soon(self._next_intake_turn)
 
     @property
     def running_batches(self) -> list[SubmittedBatch]:
@@ -291,7 +347,16 @@ class Scheduler:
             # While the block is closing, requests still arriving (from tasks it waits for) are
             # flushed on the next loop turn, so that concurrent ones still share a job.
             window = 0.0 if self._closing else self._settings.batch_window_seconds
-            queue.timer = self._loop.call_later(window, self._flush, key)
+            queue.timer = self._loop.call_later(window, self._window_ended, key)
+
+    def _window_ended(self, key: QueueKey) -> None:
+        """A queue's batch window ended: it is flushed, unless calls are still waiting to be
+        taken in (`intake`), which would join it: it then waits until they are in."""
+        queue = self._queues.get(key)
+        if queue is not None and (self._waiting_intake or self._reading or self._unchecked):
+            queue.timer = self._loop.call_later(0, self._window_ended, key)
+            return
+        self._flush(key)
 
     def _flush(self, key: QueueKey) -> None:
         queue = self._queues.pop(key, None)
