@@ -28,6 +28,16 @@ def ask(client: openai.AsyncOpenAI, text: str) -> Any:
     )
 
 
+async def burst(server: FakeProviderServer, count: int, **options: Any) -> list[str]:
+    """The answers to `count` calls gathered in one block."""
+    async with (
+        openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k") as client,
+        fast_batchify(**options),
+    ):
+        replies = await asyncio.gather(*(ask(client, f"b{i}") for i in range(count)))
+    return [reply.choices[0].message.content for reply in replies]
+
+
 async def test_a_full_job_is_submitted_before_the_last_call_of_a_burst_is_read(
     fake_server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -44,14 +54,7 @@ async def test_a_full_job_is_submitted_before_the_last_call_of_a_burst_is_read(
 
     monkeypatch.setattr(OpenAIProvider, "to_request", reading)
     monkeypatch.setattr(OpenAIProvider, "submit", submitting)
-    async with (
-        openai.AsyncOpenAI(base_url=fake_server.openai_base_url, api_key="k") as client,
-        fast_batchify(batch_size=30),
-    ):
-        replies = await asyncio.gather(*(ask(client, f"b{i}") for i in range(90)))
-    assert [reply.choices[0].message.content for reply in replies] == [
-        f"echo: b{i}" for i in range(90)
-    ]
+    assert await burst(fake_server, 90, batch_size=30) == [f"echo: b{i}" for i in range(90)]
     assert happened.count("submit") == 3
     assert happened.index("submit") < len(happened) - 1 - happened[::-1].index("read")
     assert fake_server.stats.batches_created == 3
@@ -61,12 +64,7 @@ async def test_a_batch_window_does_not_end_while_calls_wait_to_be_read(
     fake_server: FakeProviderServer,
 ) -> None:
     # With no window at all, the calls of one burst still share one job.
-    async with (
-        openai.AsyncOpenAI(base_url=fake_server.openai_base_url, api_key="k") as client,
-        fast_batchify(batch_window_seconds=0.0),
-    ):
-        replies = await asyncio.gather(*(ask(client, f"w{i}") for i in range(5 * PER_TURN)))
-    assert len(replies) == 5 * PER_TURN
+    assert len(await burst(fake_server, 5 * PER_TURN, batch_window_seconds=0.0)) == 5 * PER_TURN
     assert fake_server.stats.batches_created == 1
 
 
