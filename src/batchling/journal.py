@@ -179,8 +179,8 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=30000")
-        # Room for the request index of a large block (SQLite's default is 2 MB): storing the
-        # results of 100,000 requests then reads no page twice.
+        # Room for the request index of a large block (SQLite's default is 2 MB): the journal
+        # lookups of a block's calls, a turn's worth at a time, then read no page twice.
         self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         with self._transaction():
             for statement in _SCHEMA.split(";"):
@@ -449,8 +449,10 @@ class Journal:
     def _store(self, submission_id: str, pending: list[LineResult], ended: str | None) -> None:
         with self._transaction() as db:
             while pending:
-                chunk = pending[-_STORE_CHUNK:]
-                del pending[-_STORE_CHUNK:]  # each chunk let go of once stored
+                # From the first: the order the caller routes results in, so that each is let
+                # go of once both are done with it.
+                chunk = pending[:_STORE_CHUNK]
+                del pending[:_STORE_CHUNK]
                 if self._reads_json:
                     db.execute(_STORE_DOCUMENT, (submission_id, _results_document(chunk)))
                 else:
