@@ -789,7 +789,10 @@ def test_journal_answers_many_requests_at_once_beyond_one_query(
         "s",
         [
             batchling.provider.LineResult(
-                i, batchling.provider.Outcome.SUCCEEDED, 200, {**body, **odd} if n % 7 else body
+                i,
+                batchling.provider.Outcome.SUCCEEDED,
+                200,
+                {**body, **odd} if n >= 6_000 else body,
             )
             for n, i in enumerate(ids)
         ],
