@@ -731,11 +731,13 @@ def test_a_journal_written_before_keeps_no_credentials_once_opened(cache_dir: Pa
     assert not any(b"secret" in path.read_bytes() for path in files)
 
 
-def test_a_journal_written_before_keeps_its_results_once_opened(cache_dir: Path) -> None:
+def test_results_an_earlier_batchling_kept_are_still_read(cache_dir: Path) -> None:
+    # Every batchling of a user shares one journal: an earlier one keeps results in the rows
+    # of `requests`, also after a newer one opened the journal.
     store = journal.Journal(cache_dir / journal.FILE_NAME)
     store.close()
     now = time.time()
-    with sqlite3.connect(cache_dir / journal.FILE_NAME) as db:  # as an older batchling wrote
+    with sqlite3.connect(cache_dir / journal.FILE_NAME) as db:  # as an earlier batchling writes
         db.execute(
             "INSERT INTO submissions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
@@ -750,11 +752,11 @@ def test_a_journal_written_before_keeps_its_results_once_opened(cache_dir: Path)
                 ("b_0", "s", 1, "errored", 400, b'{"error":{"code":"bad"}}', None, "bad", now),
             ],
         )  # fmt: skip
-        db.execute("PRAGMA user_version = 0")
     store = journal.Journal(cache_dir / journal.FILE_NAME)
     found = store.lookup_many(["a_0", "b_0"])
     assert store.stats()["results"] == 2
-    store.close()
+    store.release(["a_0", "b_0"])  # only requests without a result are forgotten
+    assert sorted(store.lookup_many(["a_0", "b_0"])) == ["a_0", "b_0"]
     first, second = found["a_0"].result, found["b_0"].result
     assert first is not None
     assert second is not None
@@ -763,9 +765,18 @@ def test_a_journal_written_before_keeps_its_results_once_opened(cache_dir: Path)
     assert (first.outcome, first.status_code, first.request_id) == ("succeeded", 200, "r1")
     assert (second.outcome, second.status_code, second.message) == ("errored", 400, "bad")
     assert second.body == {"error": {"code": "bad"}}
-    with sqlite3.connect(cache_dir / journal.FILE_NAME) as db:
-        assert db.execute("SELECT COUNT(*) FROM requests WHERE body IS NOT NULL").fetchone() == (0,)
-        assert db.execute("PRAGMA user_version").fetchone() == (journal.SCHEMA_VERSION,)
+    # Taken over by a new submission, a request's old result is forgotten wherever it was kept.
+    store.begin_submission(
+        journal.Submission(
+            "t", "openai", "/v1/chat/completions", "m", "http://h", "k", 1,
+            journal.SubmissionState.SUBMITTING, None, None, {}, now, now,
+        ),
+        ["a_0"],
+    )  # fmt: skip
+    taken = store.lookup("a_0")
+    store.close()
+    assert taken is not None
+    assert (taken.submission.submission_id, taken.result) == ("t", None)
 
 
 @pytest.mark.parametrize("reads_json", [True, False], ids=["sqlite-json", "row-by-row"])
@@ -849,13 +860,13 @@ async def test_results_are_journaled_before_any_caller_gets_one(
 ) -> None:
     # The journal stores a job's results in a thread while they are routed; a slow store
     # (here: each document takes a while to build) is still done before a caller resumes.
-    documents = journal._results_document
+    documents = journal._results_documents
 
-    def slow_document(results: Any) -> bytes:
+    def slow_documents(results: Any) -> Any:
         time.sleep(0.3)
         return documents(results)
 
-    monkeypatch.setattr(journal, "_results_document", slow_document)
+    monkeypatch.setattr(journal, "_results_documents", slow_documents)
 
     async def ask_and_count(client: openai.AsyncOpenAI, text: str) -> int:
         await ask(client, text)
@@ -870,11 +881,65 @@ async def test_results_are_journaled_before_any_caller_gets_one(
     assert counts == [3, 3, 3]
 
 
+def test_large_results_are_stored_a_bounded_document_at_a_time(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Documents are split until each fits (SQLite refuses strings past a billion bytes); one
+    # result larger than the bound goes alone. Without a thread, the wait does the store.
+    monkeypatch.setattr(journal, "_DOCUMENT_BYTES", 4_000)
+    sizes: list[int] = []
+    documents = journal._results_documents
+
+    def recorded(results: Any) -> Any:  # the split calls it again for each half
+        outermost = not depth
+        depth.append(1)
+        for document in documents(results):
+            if outermost:
+                sizes.append(len(document))
+            yield document
+        depth.pop()
+
+    depth: list[int] = []
+
+    def no_thread(work: object) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(journal, "_results_documents", recorded)
+    monkeypatch.setattr(journal, "_Background", no_thread)
+    store = journal.Journal(cache_dir / journal.FILE_NAME)
+    ids = [f"{index:040x}_0" for index in range(60)]
+    store.begin_submission(
+        journal.Submission(
+            "s", "openai", "/v1/chat/completions", "m", "http://h", "k", len(ids),
+            journal.SubmissionState.SUBMITTING, None, None, {}, time.time(), time.time(),
+        ),
+        ids,
+    )  # fmt: skip
+    bodies = [{"text": ("x" * 9_000 if n == 7 else f"answer {n} ") * 20} for n in range(60)]
+    succeeded = batchling.provider.Outcome.SUCCEEDED
+    wait = store.begin_storing_results(
+        "s",
+        [
+            batchling.provider.LineResult(i, succeeded, 200, b)
+            for i, b in zip(ids, bodies, strict=True)
+        ],
+        "completed",
+    )
+    assert sizes == []  # nothing stored before the wait
+    wait()
+    found = store.lookup_many(ids)
+    store.close()
+    assert [found[i].result.body for i in ids] == bodies  # type: ignore[union-attr]
+    assert len(sizes) > 2
+    assert max(sizes) > 4_000  # the one large result, alone
+    assert sorted(sizes)[-2] <= 4_000
+
+
 def test_a_failed_store_of_results_is_raised_by_its_wait(
     cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = journal.Journal(cache_dir / journal.FILE_NAME)
-    monkeypatch.setattr(journal, "_results_document", _broken)
+    monkeypatch.setattr(journal, "_results_documents", _broken)
     result = batchling.provider.LineResult("x_0", batchling.provider.Outcome.SUCCEEDED, 200, {})
     wait = store.begin_storing_results("s", [result], "completed")
     with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):

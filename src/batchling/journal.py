@@ -83,11 +83,12 @@ CREATE TABLE IF NOT EXISTS results (
 );
 """
 # A result is one row of `results`: its line is the JSON array [outcome, status code, body,
-# request id, message]. The result columns of `requests` are what journals written before
-# `SCHEMA_VERSION` 1 used; opening such a journal moves them to `results`.
+# request id, message]. The result columns of `requests` are where earlier batchlings kept it:
+# still read (a journal is shared by every batchling of the user, of whatever version), never
+# written.
 
 SCHEMA_VERSION = 1
-"""`PRAGMA user_version` of a journal in the current layout (0: written before it was kept)."""
+"""`PRAGMA user_version` of a journal whose base URLs were checked for credentials."""
 
 
 class SubmissionState(enum.StrEnum):
@@ -186,12 +187,14 @@ class Journal:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
-        self._reads_json = sqlite_reads_json(self._db)
+        # One statement per thousand results (see `store_results`): JSON functions, and an
+        # upsert (SQLite 3.24).
+        self._reads_json = sqlite3.sqlite_version_info >= (3, 24) and sqlite_reads_json(self._db)
         self._upgrade()
         self.expire()
 
     def _upgrade(self) -> None:
-        """Bring a journal written by an earlier batchling to the current layout, once."""
+        """Scrub the base URLs of a journal written before `storable_url`, once."""
         if self._db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
             return
         # Overwritten, not just unlinked: credentials in old base URLs must not linger in free
@@ -201,7 +204,6 @@ class Journal:
             with self._transaction() as db:
                 if db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
                     return  # another process upgraded it meanwhile
-                _move_results_out_of_requests(db)
                 scrubbed = _forget_url_credentials(db)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             if scrubbed:
@@ -237,28 +239,24 @@ class Journal:
         submissions: dict[str, Submission] = {}
         for chunk, marks in _chunks(custom_ids):
             rows = self._db.execute(
-                f"SELECT r.custom_id, x.line, {_SUBMISSION_COLUMNS} FROM requests r "
-                "JOIN submissions s ON s.submission_id = r.submission_id "
+                f"SELECT r.custom_id, x.line, {_LEGACY_RESULT}, {_SUBMISSION_COLUMNS} "
+                "FROM requests r JOIN submissions s ON s.submission_id = r.submission_id "
                 "LEFT JOIN results x ON x.custom_id = r.custom_id "
                 f"AND x.submission_id = r.submission_id WHERE r.custom_id IN ({marks})",
                 chunk,
             )
             for row in rows:
                 custom, line = row[:2]
-                submission = submissions.get(row[2])
+                submission = submissions.get(row[7])
                 if submission is None:
-                    submission = submissions[row[2]] = _submission(row[2:])
+                    submission = submissions[row[7]] = _submission(row[7:])
                 result = None
                 if line is not None:
-                    outcome, status_code, body, request_id, message = json_codec.loads(line)
-                    result = LineResult(
-                        custom_id=custom,
-                        outcome=Outcome(outcome),
-                        status_code=status_code,
-                        body=body,
-                        request_id=request_id,
-                        message=message,
-                    )
+                    result = _line_result(custom, json_codec.loads(line))
+                elif row[2] is not None:  # kept by an earlier batchling
+                    outcome, status_code, body, request_id, message = row[2:7]
+                    body = json_codec.loads(body) if body is not None else None
+                    result = _line_result(custom, [outcome, status_code, body, request_id, message])
                 found[custom] = Entry(custom, submission, result)
         return found
 
@@ -297,11 +295,16 @@ class Journal:
     def stats(self) -> dict[str, int]:
         """Counts for `batchling cache info`."""
         submissions = self._db.execute("SELECT COUNT(*) FROM submissions").fetchone()[0]
-        requests = self._db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
-        results = self._db.execute(
-            "SELECT COUNT(*) FROM results x JOIN requests r "
-            "ON r.custom_id = x.custom_id AND r.submission_id = x.submission_id"
-        ).fetchone()[0]
+        requests, legacy = self._db.execute(
+            "SELECT COUNT(*), COUNT(outcome) FROM requests"
+        ).fetchone()
+        results = (
+            self._db.execute(
+                "SELECT COUNT(*) FROM results x JOIN requests r "
+                "ON r.custom_id = x.custom_id AND r.submission_id = x.submission_id"
+            ).fetchone()[0]
+            + legacy
+        )
         running = self._db.execute(
             "SELECT COUNT(*) FROM submissions WHERE state IN (?, ?)",
             (SubmissionState.SUBMITTING, SubmissionState.RUNNING),
@@ -361,8 +364,9 @@ class Journal:
                     if custom_id in known and custom_id not in held
                 ]
                 db.executemany(
-                    "UPDATE requests SET submission_id = ?, position = ?, created_at = ? "
-                    "WHERE custom_id = ?",
+                    "UPDATE requests SET submission_id = ?, position = ?, created_at = ?, "
+                    "outcome = NULL, status_code = NULL, body = NULL, request_id = NULL, "
+                    "message = NULL WHERE custom_id = ?",
                     taken,
                 )
                 db.executemany(
@@ -439,11 +443,15 @@ class Journal:
         The caller does its own work meanwhile (routing the results: building each caller's
         answer) and waits before anyone sees a result. Where this SQLite cannot read JSON, the
         store goes row by row, holding the GIL for each row: in a thread it would wait on the
-        caller's work for every one, so the wait does the store instead."""
+        caller's work for every one, so the wait does the store instead (as it does when no
+        thread can be started)."""
         store = functools.partial(self._store, submission_id, list(results), ended)
-        if not self._reads_json:
-            return store
-        return _Background(store).wait
+        if self._reads_json:
+            try:
+                return _Background(store).wait
+            except RuntimeError:  # can't start new thread
+                pass
+        return store
 
     @_locked
     def _store(self, submission_id: str, pending: list[LineResult], ended: str | None) -> None:
@@ -454,9 +462,12 @@ class Journal:
                 chunk = pending[:_STORE_CHUNK]
                 del pending[:_STORE_CHUNK]
                 if self._reads_json:
-                    db.execute(_STORE_DOCUMENT, (submission_id, _results_document(chunk)))
+                    for document in _results_documents(chunk):
+                        db.execute(_STORE_DOCUMENT, (submission_id, document))
                 else:
-                    db.executemany(_STORE_ONE, [_result_row(submission_id, r) for r in chunk])
+                    rows = [_result_row(submission_id, result) for result in chunk]
+                    db.executemany(_REPLACE_ONE, rows)
+                    db.executemany(_ADD_ONE, rows)
             if ended is not None:
                 db.execute(
                     "UPDATE submissions SET state = ?, provider_status = ?, updated_at = ? "
@@ -527,8 +538,8 @@ class Journal:
 def _no_result(requests: str) -> str:
     """SQL: the journal holds no result for the row of `requests` (the table or its alias)."""
     return (
-        f"NOT EXISTS (SELECT 1 FROM results x WHERE x.custom_id = {requests}.custom_id "
-        f"AND x.submission_id = {requests}.submission_id)"
+        f"{requests}.outcome IS NULL AND NOT EXISTS (SELECT 1 FROM results x "
+        f"WHERE x.custom_id = {requests}.custom_id AND x.submission_id = {requests}.submission_id)"
     )
 
 
@@ -550,37 +561,63 @@ result another submission holds stays: a job's stray lines never take it)."""
 _STORE_DOCUMENT = f"""
 INSERT INTO results (custom_id, submission_id, line)
 SELECT j.key, ?1, CASE j.type WHEN 'text' THEN j.atom ELSE j.value END
-FROM json_each(CAST(?2 AS TEXT)) AS j WHERE true ORDER BY j.key
+FROM json_each(CAST(?2 AS TEXT)) AS j WHERE 1 ORDER BY j.key
 {_KEEP_RESULT}"""
-"""Store a `_results_document`'s lines, in key order (the order of the table's index)."""
+"""Store a `_results_documents` document's lines, in key order (the order of the table's
+index)."""
 
-_STORE_ONE = f"""
-INSERT INTO results (custom_id, submission_id, line) SELECT ?2, ?1, ?3 WHERE true
-{_KEEP_RESULT}"""
+_REPLACE_ONE = """
+UPDATE results SET submission_id = ?1, line = ?3 WHERE custom_id = ?2 AND (
+    submission_id = ?1 OR NOT EXISTS (
+        SELECT 1 FROM requests r
+        WHERE r.custom_id = results.custom_id AND r.submission_id = results.submission_id
+    )
+)
+"""
+_ADD_ONE = "INSERT OR IGNORE INTO results (custom_id, submission_id, line) VALUES (?2, ?1, ?3)"
+"""Row by row (`_REPLACE_ONE`, then `_ADD_ONE`): what `_KEEP_RESULT` does, on any SQLite."""
 
+_LEGACY_RESULT = "r.outcome, r.status_code, r.body, r.request_id, r.message"
+"""A result as earlier batchlings kept it, in the row of `requests` `r`."""
 
 _CLAIM_DOCUMENT = """
 INSERT OR IGNORE INTO requests (custom_id, submission_id, position, created_at)
-SELECT j.value, ?1, j.key, ?2 FROM json_each(CAST(?3 AS TEXT)) AS j WHERE true ORDER BY j.value
+SELECT j.value, ?1, j.key, ?2 FROM json_each(CAST(?3 AS TEXT)) AS j ORDER BY j.value
 """
 """Claim the requests of a JSON array of custom ids for a submission, each at its place in the
 array, in key order (SQLite then fills its index pages one after another)."""
+
+
+def _line_result(custom_id: str, line: Sequence[Any]) -> LineResult:
+    outcome, status_code, body, request_id, message = line
+    return LineResult(custom_id, Outcome(outcome), status_code, body, request_id, message)
 
 
 def _line(result: LineResult) -> list[Any]:
     return [str(result.outcome), result.status_code, result.body, result.request_id, result.message]
 
 
-def _results_document(results: Sequence[LineResult]) -> bytes:
-    """One JSON object of `results`' lines by custom id, for `_STORE_DOCUMENT`."""
+_DOCUMENT_BYTES = 8 * 1024 * 1024
+"""Results documents are split until each is at most this long, or holds one result (SQLite
+refuses a string of more than a billion bytes, and needs a few times a document's size)."""
+
+
+def _results_documents(results: Sequence[LineResult]) -> Iterator[bytes]:
+    """JSON objects of `results`' lines by custom id, for `_STORE_DOCUMENT`."""
     document = json_codec.dumps({result.custom_id: _line(result) for result in results})
+    if len(document) > _DOCUMENT_BYTES and len(results) > 1:
+        del document
+        half = len(results) // 2
+        yield from _results_documents(results[:half])
+        yield from _results_documents(results[half:])
+        return
     if b"NaN" in document or b"Infinity" in document:
         # SQLite's JSON reader refuses NaN and Infinity (or, since 3.42, reads them as null and
         # 9e999): each line is then a JSON string of its own text, stored as is.
         document = json_codec.dumps(
             {result.custom_id: json_codec.dumps(_line(result)).decode() for result in results}
         )
-    return document
+    yield document
 
 
 def _result_row(submission_id: str, result: LineResult) -> tuple[str, str, str]:
@@ -636,33 +673,6 @@ def sqlite_reads_json(db: sqlite3.Connection) -> bool:
     except sqlite3.OperationalError:
         return False
     return True
-
-
-def _move_results_out_of_requests(db: sqlite3.Connection) -> None:
-    """Journals written before `SCHEMA_VERSION` 1 kept results in the rows of `requests`."""
-    rows = db.execute(
-        "SELECT custom_id, submission_id, outcome, status_code, body, request_id, message "
-        "FROM requests WHERE outcome IS NOT NULL"
-    ).fetchall()
-    if not rows:
-        return
-    db.executemany(
-        "INSERT OR REPLACE INTO results (custom_id, submission_id, line) VALUES (?, ?, ?)",
-        [
-            (
-                custom_id, submission_id,
-                json_codec.dumps([
-                    outcome, status_code, json_codec.loads(body) if body is not None else None,
-                    request_id, message,
-                ]).decode(),
-            )
-            for custom_id, submission_id, outcome, status_code, body, request_id, message in rows
-        ],
-    )  # fmt: skip
-    db.execute(
-        "UPDATE requests SET outcome = NULL, status_code = NULL, body = NULL, "
-        "request_id = NULL, message = NULL WHERE outcome IS NOT NULL"
-    )
 
 
 def _forget_url_credentials(db: sqlite3.Connection) -> bool:
