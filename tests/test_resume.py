@@ -659,6 +659,20 @@ def test_two_processes_running_the_same_program_pay_once() -> None:
         assert server.stats.batches_created == 1
 
 
+def claim(
+    store: journal.Journal, submission_id: str, custom_ids: list[str], base_url: str = "http://h"
+) -> set[str]:
+    """Journal a new submission of `custom_ids`, as a block does before it submits a job."""
+    return store.begin_submission(
+        journal.Submission(
+            submission_id, "openai", "/v1/chat/completions", "m", base_url, "k",
+            len(custom_ids), journal.SubmissionState.SUBMITTING, None, None, {}, time.time(),
+            time.time(),
+        ),
+        custom_ids,
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("reads_json", [True, False], ids=["sqlite-json", "row-by-row"])
 def test_journal_claim_is_refused_for_requests_another_live_submission_holds(
     cache_dir: Path, monkeypatch: pytest.MonkeyPatch, reads_json: bool
@@ -666,24 +680,18 @@ def test_journal_claim_is_refused_for_requests_another_live_submission_holds(
     monkeypatch.setattr(journal, "sqlite_reads_json", lambda db: reads_json)
     store = journal.Journal(cache_dir / journal.FILE_NAME)
 
-    def submission(submission_id: str) -> journal.Submission:
-        return journal.Submission(
-            submission_id, "openai", "/v1/chat/completions", "m", "http://h", "k", 0,
-            journal.SubmissionState.SUBMITTING, None, None, {}, time.time(), time.time(),
-        )  # fmt: skip
-
-    assert store.begin_submission(submission("a"), ["x_0", "y_0"]) == set()
-    assert store.begin_submission(submission("b"), ["y_0", "z_0"]) == {"y_0"}
+    assert claim(store, "a", ["x_0", "y_0"]) == set()
+    assert claim(store, "b", ["y_0", "z_0"]) == {"y_0"}
     assert store.custom_ids("b") == ["z_0"]
     store.abandon("a")
-    assert store.begin_submission(submission("c"), ["x_0"]) == set()
+    assert claim(store, "c", ["x_0"]) == set()
     # A request with a result from an ended submission is taken over, its result forgotten,
     # in the order the new submission gave.
     store.store_results(
         "c", [batchling.provider.LineResult("x_0", batchling.provider.Outcome.EXPIRED)]
     )
     store.mark_ended("c", "expired")
-    assert store.begin_submission(submission("d"), ["w_0", "x_0", "z_0"]) == {"z_0"}
+    assert claim(store, "d", ["w_0", "x_0", "z_0"]) == {"z_0"}
     assert store.custom_ids("d") == ["w_0", "x_0"]
     taken = store.lookup("x_0")
     assert taken is not None
@@ -693,14 +701,12 @@ def test_journal_claim_is_refused_for_requests_another_live_submission_holds(
 
 def test_the_journal_keeps_no_credentials_written_into_a_base_url(cache_dir: Path) -> None:
     store = journal.Journal(cache_dir / journal.FILE_NAME)
-    store.begin_submission(
-        journal.Submission(
-            "s", "openai", "/v1/chat/completions", "m",
-            "https://proxy-user:proxy-secret@gateway.example:8443/v1?key=query-secret", "k", 1,
-            journal.SubmissionState.SUBMITTING, None, None, {}, time.time(), time.time(),
-        ),
+    claim(
+        store,
+        "s",
         ["x_0"],
-    )  # fmt: skip
+        base_url="https://proxy-user:proxy-secret@gateway.example:8443/v1?key=query-secret",
+    )
     (kept,) = store.submissions()
     store.close()
     assert kept.base_url == "https://gateway.example:8443/v1"
@@ -766,13 +772,7 @@ def test_results_an_earlier_batchling_kept_are_still_read(cache_dir: Path) -> No
     assert (second.outcome, second.status_code, second.message) == ("errored", 400, "bad")
     assert second.body == {"error": {"code": "bad"}}
     # Taken over by a new submission, a request's old result is forgotten wherever it was kept.
-    store.begin_submission(
-        journal.Submission(
-            "t", "openai", "/v1/chat/completions", "m", "http://h", "k", 1,
-            journal.SubmissionState.SUBMITTING, None, None, {}, now, now,
-        ),
-        ["a_0"],
-    )  # fmt: skip
+    claim(store, "t", ["a_0"])
     taken = store.lookup("a_0")
     store.close()
     assert taken is not None
@@ -787,13 +787,7 @@ def test_journal_answers_many_requests_at_once_beyond_one_query(
     monkeypatch.setattr(journal, "sqlite_reads_json", lambda db: reads_json)
     store = journal.Journal(cache_dir / journal.FILE_NAME)
     ids = [f"{index:040x}_0" for index in range(6_234)]  # more than one statement's worth
-    store.begin_submission(
-        journal.Submission(
-            "s", "openai", "/v1/chat/completions", "m", "http://h", "k", len(ids),
-            journal.SubmissionState.SUBMITTING, None, None, {}, time.time(), time.time(),
-        ),
-        ids,
-    )  # fmt: skip
+    claim(store, "s", ids)
     body = {"n": 10**30, "text": "déjà vu \ud800", "none": None, "f": 1.5e-300}
     odd = {"score": float("nan"), "top": float("-inf")}  # what SQLite's JSON cannot read
     wait = store.begin_storing_results(
@@ -832,13 +826,7 @@ def test_journal_answers_many_requests_at_once_beyond_one_query(
 def test_a_stray_line_of_one_job_never_takes_another_jobs_result(cache_dir: Path) -> None:
     store = journal.Journal(cache_dir / journal.FILE_NAME)
     for submission_id, custom_id in (("a", "x_0"), ("b", "y_0")):
-        store.begin_submission(
-            journal.Submission(
-                submission_id, "openai", "/v1/chat/completions", "m", "http://h", "k", 1,
-                journal.SubmissionState.SUBMITTING, None, None, {}, time.time(), time.time(),
-            ),
-            [custom_id],
-        )  # fmt: skip
+        claim(store, submission_id, [custom_id])
     succeeded = batchling.provider.Outcome.SUCCEEDED
     store.store_results("a", [batchling.provider.LineResult("x_0", succeeded, 200, {"a": 1})])
     # Job b's output names x_0 too (a provider's mistake): a's result stays.
@@ -908,13 +896,7 @@ def test_large_results_are_stored_a_bounded_document_at_a_time(
     monkeypatch.setattr(journal, "_Background", no_thread)
     store = journal.Journal(cache_dir / journal.FILE_NAME)
     ids = [f"{index:040x}_0" for index in range(60)]
-    store.begin_submission(
-        journal.Submission(
-            "s", "openai", "/v1/chat/completions", "m", "http://h", "k", len(ids),
-            journal.SubmissionState.SUBMITTING, None, None, {}, time.time(), time.time(),
-        ),
-        ids,
-    )  # fmt: skip
+    claim(store, "s", ids)
     bodies = [{"text": ("x" * 9_000 if n == 7 else f"answer {n} ") * 20} for n in range(60)]
     succeeded = batchling.provider.Outcome.SUCCEEDED
     wait = store.begin_storing_results(
