@@ -85,3 +85,57 @@ async def test_a_call_cancelled_while_waiting_to_be_read_leaves_the_others_answe
     ]
     assert fake_server.stats.batches_created == 1
     assert sum(fake_server.stats.provider("openai").lines_per_batch) == 3 * PER_TURN - 1
+
+
+@pytest.mark.parametrize(
+    ("per_turn", "turns"), [(1, 20_000), (3 * PER_TURN, 1_000)], ids=["trickle", "flood"]
+)
+async def test_calls_that_keep_coming_do_not_hold_a_batch_window_open(
+    fake_server: FakeProviderServer, per_turn: int, turns: int
+) -> None:
+    # A window waits for the calls that came before it ended, not for every later one: calls
+    # started turn after turn (fewer than a turn's worth, or more; never a full job) still
+    # see a job go out.
+    started: list[asyncio.Task[Any]] = []
+    async with (
+        openai.AsyncOpenAI(base_url=fake_server.openai_base_url, api_key="k") as client,
+        fast_batchify(),
+    ):
+        for _ in range(turns):
+            if fake_server.stats.batches_created:
+                break
+            started += [asyncio.ensure_future(ask(client, f"s{i}")) for i in range(per_turn)]
+            await asyncio.sleep(0)
+        still_coming = not fake_server.stats.batches_created
+        await asyncio.gather(*started)
+    assert not still_coming
+
+
+async def test_a_call_slow_to_read_does_not_hold_the_others(
+    fake_server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A call whose reading waits (a token provider over the network, say) joins a later job.
+    others_answered = asyncio.Event()
+    to_request = OpenAIProvider.to_request
+
+    async def reading(self: Any, target: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if kwargs.get("messages", [{}])[0].get("content") == "slow":
+            await others_answered.wait()
+        return await to_request(self, target, instance, args, kwargs)
+
+    monkeypatch.setattr(OpenAIProvider, "to_request", reading)
+    async with (
+        openai.AsyncOpenAI(base_url=fake_server.openai_base_url, api_key="k") as client,
+        fast_batchify(),
+    ):
+        slow = asyncio.ensure_future(ask(client, "slow"))
+        others = await asyncio.wait_for(
+            asyncio.gather(*(ask(client, f"o{i}") for i in range(5))), timeout=30
+        )
+        others_answered.set()
+        last = await slow
+    assert [reply.choices[0].message.content for reply in others] == [
+        f"echo: o{i}" for i in range(5)
+    ]
+    assert last.choices[0].message.content == "echo: slow"
+    assert fake_server.stats.batches_created == 2

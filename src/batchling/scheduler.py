@@ -113,6 +113,10 @@ class _Queue:
     entries: list[_Entry] = dataclasses.field(default_factory=list)
     fill: JobFill = dataclasses.field(default_factory=JobFill)
     timer: asyncio.TimerHandle | None = None
+    read_target: int | None = None
+    """Set once its window ended while calls waited to be read: how many had come by then."""
+    settling: bool = False
+    """All of those were let in; they are read on the next turn."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -181,8 +185,10 @@ class Scheduler:
         self._waiting_intake: collections.deque[asyncio.Future[None]] = collections.deque()
         """Calls waiting for their turn to be taken in, oldest first."""
         self._intake_turn_scheduled = False
-        self._reading = 0
-        """Calls taken in whose reading has not ended."""
+        self._arrived = 0
+        """Calls that came to `take_in`, ever."""
+        self._let_in = 0
+        """Of them, those let in to be read (or cancelled while waiting)."""
         self._closing = False
         self._deadline_passed = False
         self._deadline_timer: asyncio.TimerHandle | None = None
@@ -208,6 +214,7 @@ class Scheduler:
         a full job is submitted (and the provider works on it) while the calls after it are
         still read. Calls are read in the order they came.
         """
+        self._arrived += 1
         if not self._intake_turn_scheduled:
             self._intake_turn_scheduled = True
             self._loop.call_soon(self._next_intake_turn)
@@ -221,11 +228,8 @@ class Scheduler:
                 raise
         else:
             self._taken_in += 1
-        self._reading += 1
-        try:
-            return await reading
-        finally:
-            self._reading -= 1
+            self._let_in += 1
+        return await reading
 
     def _next_intake_turn(self) -> None:
         self._intake_turn_scheduled = False
@@ -233,6 +237,7 @@ class Scheduler:
         waiting = self._waiting_intake
         while waiting and self._taken_in < INTAKE_PER_TURN:
             turn = waiting.popleft()
+            self._let_in += 1
             if not turn.done():  # its caller was cancelled meanwhile
                 turn.set_result(None)
                 self._taken_in += 1
@@ -350,12 +355,23 @@ class Scheduler:
             queue.timer = self._loop.call_later(window, self._window_ended, key)
 
     def _window_ended(self, key: QueueKey) -> None:
-        """A queue's batch window ended: it is flushed, unless calls are still waiting to be
-        taken in (`intake`), which would join it: it then waits until they are in."""
+        """A queue's batch window ended: it is flushed. Calls that came before that and are
+        still waiting to be read (`take_in`) would join it: it waits for them (and for them
+        only: calls coming later, or a call that takes long to read, do not hold it)."""
         queue = self._queues.get(key)
-        if queue is not None and (self._waiting_intake or self._reading or self._unchecked):
-            queue.timer = self._loop.call_later(0, self._window_ended, key)
+        if queue is None:
             return
+        if self._waiting_intake or self._taken_in or queue.read_target is not None:
+            if queue.read_target is None:
+                queue.read_target = self._arrived
+            if self._let_in < queue.read_target or not queue.settling:
+                # Waiting to be let in; or let in, and read on the next turn.
+                queue.settling = self._let_in >= queue.read_target
+                queue.timer = self._loop.call_later(0, self._window_ended, key)
+                return
+            self._check_journal()  # the last of them, read this turn
+            if self._queues.get(key) is not queue:
+                return  # filled up and flushed meanwhile
         self._flush(key)
 
     def _flush(self, key: QueueKey) -> None:
