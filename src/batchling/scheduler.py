@@ -915,6 +915,9 @@ class Scheduler:
         try:
             status = await self._wait_until_done(provider, batch, submission_id)
             results = await self._download(provider, batch, status)
+            # The lines are read: let go of what the provider kept to read them (Gemini keeps
+            # its whole inline output there), so that each line is freed once routed.
+            status = dataclasses.replace(status, handle=None)
         except asyncio.CancelledError:
             raise  # still running at the provider: `abandon` reports it (`running_batches`)
         except _DeadlinePassedError:
