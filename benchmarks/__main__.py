@@ -12,7 +12,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -262,15 +261,6 @@ IDLE_TIMING_NOISE_PCT = 1.5
 """How far the timed idle difference of unchanged code moves between runs (seen: -1.3 … +1.4 %)."""
 
 
-def _short_function(where: str) -> str:
-    # "patching.py:148 batchling_wrapper" -> "batchling_wrapper"; built-ins keep their text.
-    # "<method 'get' of '_contextvars.ContextVar' objects>" -> "ContextVar.get".
-    if ".py:" in where:
-        return where.split(" ", 1)[-1]
-    method = re.fullmatch(r"<method '(\w+)' of '(?:[\w.]+\.)?(\w+)' objects>", where)
-    return f"{method[2]}.{method[1]}" if method else where
-
-
 def _verdict(ratio: float, target: float) -> str:
     return "yes" if ratio <= target else "**no**"
 
@@ -332,10 +322,10 @@ def render(r: dict[str, Any]) -> str:
     )
     for name, cell in r["idle"]["calls"].items():
         extra = cell["extra_calls"]
-        wrapped = next((n for where, n in extra.items() if where.endswith("batchling_wrapper")), 0)
+        wrapped = sum(n for where, n in extra.items() if where.startswith("batchling_wrapper "))
         added_us = wrapped * w["added_ns"] / 1000
         share = added_us / cell["off_us"]
-        runs_more = ", ".join(f"`{_short_function(where)}` ×{n:g}" for where, n in extra.items())
+        runs_more = ", ".join(f"`{where}` ×{n:g}" for where, n in extra.items())
         add(
             f"| idle, exact: what one `{name}` call pays (functions that run more often "
             f"installed, by cProfile: {runs_more or 'none'}; the wrapper's cost for each wrapped "
